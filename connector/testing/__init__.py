@@ -1,0 +1,1 @@
+"""The local test stack: Kafka-protocol broker, Schema Registry and LeadSquared simulator."""
