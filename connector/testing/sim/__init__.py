@@ -1,0 +1,55 @@
+"""A faithful HTTP simulator of LeadSquared's async and sync lead/activity APIs (``lsq-sim``):
+auth, body validation, per-account rate limit, an async work queue applied to an in-memory lead
+store with the sync semantics, the Status and Metrics APIs, fault injection and ``/_sim``
+inspection. Run it in-process (``Simulator``) or as a process (``SimProcess``); inspect and
+control it with ``SimClient``."""
+
+from connector.testing.sim.answers import AnswerClass
+from connector.testing.sim.app import build_app
+from connector.testing.sim.client import SimClient, SimClientError
+from connector.testing.sim.config import (
+    Account,
+    FaultRule,
+    Faults,
+    Outage,
+    Processing,
+    RateLimit,
+    SimConfig,
+    StoreRules,
+    load_config,
+)
+from connector.testing.sim.runner import SimProcess, Simulator
+from connector.testing.sim.views import (
+    AccountStats,
+    ActivityView,
+    LeadView,
+    LoggedRequest,
+    QueueStats,
+    Stats,
+    StoreView,
+)
+
+__all__ = [
+    "Account",
+    "AccountStats",
+    "ActivityView",
+    "AnswerClass",
+    "FaultRule",
+    "Faults",
+    "LeadView",
+    "LoggedRequest",
+    "Outage",
+    "Processing",
+    "QueueStats",
+    "RateLimit",
+    "SimClient",
+    "SimClientError",
+    "SimConfig",
+    "SimProcess",
+    "Simulator",
+    "Stats",
+    "StoreRules",
+    "StoreView",
+    "build_app",
+    "load_config",
+]
