@@ -1,12 +1,20 @@
-"""Command line entry point of `lsq-sink`: parses arguments and maps outcomes to exit codes."""
+"""Command line entry point of ``lsq-sink``: parse arguments, load settings, run; map outcomes to
+exit codes (0 ok, 2 bad configuration or arguments, 1 any other fatal error)."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import sys
+from pathlib import Path
 
 from connector import __version__
+from connector.config import load_settings
+from connector.errors import ConfigError, FatalError
 
 __all__ = ["main"]
+
+EXIT_OK, EXIT_FATAL, EXIT_CONFIG = 0, 1, 2
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -15,10 +23,46 @@ def _parser() -> argparse.ArgumentParser:
         description="Stream Avro CRM change events from Kafka into LeadSquared.",
     )
     parser.add_argument("--version", action="version", version=f"lsq-sink {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, text in (
+        ("run", "run the connector until SIGTERM/SIGINT"),
+        ("validate", "check the configuration and render payloads, without calling LeadSquared"),
+    ):
+        command = commands.add_parser(name, help=text, description=text)
+        command.add_argument("--config", type=Path, required=True, help="YAML configuration file")
+        command.add_argument(
+            "--secrets-dir",
+            type=Path,
+            help="directory of secret files named by setting, e.g. accounts__main__access_key",
+        )
+    commands.choices["validate"].add_argument(
+        "--samples",
+        type=Path,
+        help='JSON Lines file of sample records: {"topic": ..., "value": <decoded value>}',
+    )
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI and return the process exit code."""
-    _parser().parse_args(argv)
-    return 0
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings(args.config, args.secrets_dir)
+        if args.command == "validate":
+            from connector.validate import validate  # noqa: PLC0415 - only this command needs it
+
+            return validate(settings, args.samples, sys.stdout, args.from_topics)
+        from connector.app import run  # noqa: PLC0415 - keeps `--help` fast
+
+        tally = run(settings)
+    except ConfigError as exc:
+        sys.stderr.write(f"lsq-sink: configuration error: {exc}\n")
+        return EXIT_CONFIG
+    except FatalError as exc:
+        sys.stderr.write(f"lsq-sink: stopped: {exc}\n")
+        return EXIT_FATAL
+    summary = {"consumed": tally.consumed, "accepted": tally.accepted}
+    summary |= {"dead_lettered": tally.dead_lettered, "skipped": tally.skipped}
+    summary |= {"api_calls": tally.api_calls, "throttled": tally.throttled}
+    sys.stdout.write(json.dumps(summary) + "\n")
+    return EXIT_OK

@@ -1,0 +1,123 @@
+"""The Kafka input: subscribe, poll records, pause and resume partitions, commit explicit offsets.
+Rebalance events go to a listener, called from inside :meth:`Source.poll` on the loop's thread."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Protocol
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+
+from connector.errors import FatalError
+from connector.records import SourceRecord
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
+    from confluent_kafka import Message
+
+    from connector.offsets import TopicPartitionKey
+
+__all__ = ["RebalanceListener", "Source"]
+
+
+class RebalanceListener(Protocol):
+    """What the pipeline does when partitions come and go."""
+
+    def assigned(self, tps: list[TopicPartitionKey]) -> None: ...
+    def revoked(self, tps: list[TopicPartitionKey]) -> None: ...
+    def lost(self, tps: list[TopicPartitionKey]) -> None: ...
+
+
+def _keys(partitions: list[TopicPartition]) -> list[TopicPartitionKey]:
+    return [(tp.topic, tp.partition) for tp in partitions]
+
+
+def _record(message: Message) -> SourceRecord:
+    raw = message.headers() or []
+    pairs = raw.items() if isinstance(raw, dict) else raw
+    headers = tuple((k, v.encode() if isinstance(v, str) else v or b"") for k, v in pairs)
+    kind, timestamp = message.timestamp()
+    return SourceRecord(
+        topic=message.topic() or "",
+        partition=message.partition() or 0,
+        offset=message.offset() or 0,
+        key=message.key(),
+        value=message.value(),
+        headers=headers,
+        timestamp_ms=timestamp if kind != 0 else None,  # 0 = TIMESTAMP_NOT_AVAILABLE
+    )
+
+
+class Source:
+    """A subscribed consumer in the connector's group."""
+
+    def __init__(
+        self,
+        config: Mapping[str, Any],
+        topics: list[str],
+        listener: RebalanceListener,
+        on_error: Callable[[str], None],
+    ) -> None:
+        self._consumer = Consumer({**config, "error_cb": self._client_error})
+        self._listener, self._on_error = listener, on_error
+        self._consumer.subscribe(
+            topics, on_assign=self._assigned, on_revoke=self._revoked, on_lost=self._lost
+        )
+
+    def poll(self, max_records: int, timeout: float) -> list[SourceRecord]:
+        """Records fetched so far (waiting up to ``timeout`` for the first)."""
+        out = []
+        for message in self._consumer.consume(max_records, timeout):
+            error = message.error()
+            if error is None:
+                out.append(_record(message))
+            elif error.fatal():
+                raise FatalError(f"Kafka consumer failed: {error.str()}")
+            elif error.code() != KafkaError._PARTITION_EOF:
+                self._on_error(f"{message.topic()}: {error.str()}")
+        return out
+
+    def assignment(self) -> list[TopicPartitionKey]:
+        return _keys(self._consumer.assignment())
+
+    def pause(self, tps: list[TopicPartitionKey]) -> None:
+        self._consumer.pause([TopicPartition(t, p) for t, p in tps])
+
+    def resume(self, tps: list[TopicPartitionKey]) -> None:
+        self._consumer.resume([TopicPartition(t, p) for t, p in tps])
+
+    def commit(self, positions: Mapping[TopicPartitionKey, int]) -> str | None:
+        """Commit ``positions`` (next offset to read) synchronously; the error text if it failed
+        (e.g. during a rebalance; the pipeline commits again later)."""
+        offsets = [TopicPartition(t, p, offset) for (t, p), offset in positions.items()]
+        try:
+            self._consumer.commit(offsets=offsets, asynchronous=False)
+        except KafkaException as exc:
+            return str(exc.args[0].str() if exc.args else exc)
+        return None
+
+    def watermarks(self, tp: TopicPartitionKey) -> tuple[int, int]:
+        """Low and high offsets as last seen by fetches (no broker round trip)."""
+        low, high = self._consumer.get_watermark_offsets(TopicPartition(*tp), cached=True)
+        return int(low), int(high)
+
+    def position(self, tp: TopicPartitionKey) -> int:
+        """The next offset this consumer will read from ``tp`` (negative when unknown)."""
+        [pos] = self._consumer.position([TopicPartition(*tp)])
+        return pos.offset
+
+    def close(self) -> None:
+        """Leave the group."""
+        self._consumer.close()
+
+    def _assigned(self, _: Consumer, partitions: list[TopicPartition]) -> None:
+        self._listener.assigned(_keys(partitions))
+
+    def _revoked(self, _: Consumer, partitions: list[TopicPartition]) -> None:
+        self._listener.revoked(_keys(partitions))
+
+    def _lost(self, _: Consumer, partitions: list[TopicPartition]) -> None:
+        self._listener.lost(_keys(partitions))
+
+    def _client_error(self, error: KafkaError) -> None:
+        self._on_error(error.str())

@@ -1,0 +1,478 @@
+"""The connector's loop (SPEC §2), on one thread, one numbered step after another:
+
+    consume → decode → unwrap → map → rate-limit → submit → record result → commit
+
+HTTP calls run on the submitter's workers and come back as answers; everything else (per-key
+lanes, rate gates, offsets) is plain state owned by this loop. Outcomes count as durable only when
+the broker acknowledged them, and only contiguous durable prefixes are committed.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+from connector.errors import FatalError, RecordError
+from connector.lanes import Job, Lanes
+from connector.logs import get_logger
+from connector.offsets import OffsetTracker, TopicPartitionKey
+from connector.records import Skip
+from connector.results import DeadLetter
+from connector.retry import Verdict, backoff, classify
+from connector.unwrap import unwrap
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
+    from connector.ratelimit import RateGate
+    from connector.records import Answer, Change, Mode, Operation, Payload, SourceRecord
+    from connector.settings import FlowSettings, RetrySettings
+
+__all__ = ["Account", "Calls", "Input", "Output", "Pipeline", "Route", "Tally"]
+
+_log = get_logger(__name__)
+
+
+class Input(Protocol):
+    """The Kafka source (see :class:`connector.consume.Source`)."""
+
+    def poll(self, max_records: int, timeout: float) -> list[SourceRecord]: ...
+    def assignment(self) -> list[TopicPartitionKey]: ...
+    def pause(self, tps: list[TopicPartitionKey]) -> None: ...
+    def resume(self, tps: list[TopicPartitionKey]) -> None: ...
+    def commit(self, positions: Mapping[TopicPartitionKey, int]) -> str | None: ...
+    def close(self) -> None: ...
+
+
+class Output(Protocol):
+    """The results and dead-letter writer (see :class:`connector.results.OutcomeWriter`)."""
+
+    def result(
+        self, record: SourceRecord, result: Mapping[str, Any], durable: Callable[[], None]
+    ) -> None: ...
+    def dead_letter(
+        self, record: SourceRecord, why: DeadLetter, durable: Callable[[], None]
+    ) -> None: ...
+    def poll(self) -> None: ...
+    def flush(self, timeout: float) -> bool: ...
+
+
+class Calls(Protocol):
+    """The HTTP side (see :class:`connector.submit.Submitter`)."""
+
+    in_flight: int
+
+    def submit(self, ticket: int, account: str, mode: Mode, payload: Payload) -> None: ...
+    def collect(self, timeout: float) -> list[tuple[int, Answer]]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """A compiled route: how records of its topics become calls of one account."""
+
+    name: str
+    account: str
+    operation: Operation
+    mode: Mode
+    on_delete: Literal["skip", "dead_letter"]
+    decode: Callable[[bytes], Any]
+    render: Callable[[Change, SourceRecord], Payload]
+
+
+@dataclass(slots=True)
+class Account:
+    """One LeadSquared account's gate and state, shared by all its routes."""
+
+    name: str
+    gate: RateGate
+    concurrency: int
+    cooldown: float  # seconds to send nothing after a throttle answer
+    in_flight: int = 0
+    rejected: str | None = None  # why LeadSquared rejects the keys (401/403), while it does
+    probe_at: float = 0.0
+
+
+@dataclass(slots=True)
+class Tally:
+    """What happened so far (SPEC §10's summary line)."""
+
+    consumed: int = 0
+    accepted: int = 0
+    dead_lettered: int = 0
+    skipped: int = 0
+    api_calls: int = 0
+    throttled: int = 0
+    retried: int = 0
+
+    @property
+    def lost(self) -> int:
+        """Consumed records with no outcome: non-zero only while work is in flight."""
+        return self.consumed - self.accepted - self.dead_lettered - self.skipped
+
+
+class Pipeline:
+    """Runs the loop until asked to stop; raises :class:`FatalError` when it must stop early."""
+
+    def __init__(
+        self,
+        *,
+        routes: Callable[[str], Route | None],
+        accounts: Mapping[str, Account],
+        output: Output,
+        calls: Calls,
+        retry: RetrySettings,
+        flow: FlowSettings,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+        draw: Callable[[], float] | None = None,
+    ) -> None:
+        import random  # noqa: PLC0415 - default jitter source only
+
+        self._routes, self._accounts, self._output, self._calls = routes, accounts, output, calls
+        self._retry, self._flow = retry, flow
+        self._clock, self._wall, self._draw = clock, wall, draw or random.random
+        self._input: Input | None = None
+        self._lanes = Lanes()
+        self._offsets = OffsetTracker()
+        self._bytes: defaultdict[TopicPartitionKey, int] = defaultdict(int)
+        self._tickets: dict[int, Job] = {}
+        self._next_ticket = itertools.count()
+        self._paused = False
+        self._stopping = False
+        self._failed = False
+        self._next_commit = 0.0
+        self.tally = Tally()
+
+    # -- wiring -------------------------------------------------------------------------------
+
+    def attach(self, source: Input) -> None:
+        """Use ``source``, which calls back :meth:`assigned`, :meth:`revoked`, :meth:`lost`."""
+        self._input = source
+
+    def request_stop(self) -> None:
+        """Ask the loop to stop gracefully (signal handlers call this)."""
+        self._stopping = True
+
+    def run(self) -> None:
+        """Loop until :meth:`request_stop`, then drain, commit and close."""
+        source = self._source()
+        try:
+            while not self._stopping:
+                self.step()
+        except FatalError:
+            self._failed = True  # leave the group without draining or committing more
+            source.close()
+            raise
+        _log.info("connector.stopping", calls_in_flight=self._calls.in_flight)
+        self._drain(None, self._clock() + self._flow.shutdown_grace_seconds)
+        self._commit()
+        source.close()
+
+    def step(self) -> None:
+        """One turn of the loop."""
+        source, wait = self._source(), self._idle_wait()
+        # 1. consume (block on Kafka only when no call is out: answers must wake us otherwise)
+        records = source.poll(self._flow.poll_batch_size, 0 if self._calls.in_flight else wait)
+        # 2-4. decode → unwrap → map, into per-key lanes (or straight to an outcome)
+        for record in records:
+            self._intake(record)
+        # 5. answers of calls made earlier
+        for ticket, answer in self._calls.collect(0 if records else wait):
+            self._settle(ticket, answer)
+        # 6. rate-limit → submit
+        self._dispatch()
+        # 7. record results: acknowledged outcomes become durable
+        self._output.poll()
+        # 8. commit contiguous durable prefixes
+        if self._clock() >= self._next_commit:
+            self._commit()
+        # 9. bounded memory: pause while too much is in flight
+        self._backpressure()
+
+    # -- rebalance (called from inside Input.poll) ---------------------------------------------
+
+    def assigned(self, tps: list[TopicPartitionKey]) -> None:
+        _log.info("partitions.assigned", partitions=_names(tps))
+        if self._paused:
+            self._source().pause(tps)
+
+    def revoked(self, tps: list[TopicPartitionKey]) -> None:
+        """Finish what is in flight for these partitions, commit it, hand back the rest."""
+        _log.info("partitions.revoked", partitions=_names(tps))
+        if self._failed:
+            self._forget(tps)
+            return
+        self._drain(set(tps), self._clock() + min(self._flow.shutdown_grace_seconds, 10.0))
+        self._commit(set(tps))
+        self._forget(tps)
+
+    def lost(self, tps: list[TopicPartitionKey]) -> None:
+        """Partitions taken away without a chance to commit: drop their state."""
+        _log.warning("partitions.lost", partitions=_names(tps))
+        self._forget(tps)
+
+    # -- steps ----------------------------------------------------------------------------------
+
+    def _intake(self, record: SourceRecord) -> None:
+        tp = (record.topic, record.partition)
+        if not self._offsets.add(tp, record.offset):
+            return  # delivered twice within one assignment: already being handled
+        self.tally.consumed += 1
+        self._bytes[tp] += record.size
+        route = self._routes(record.topic)
+        if route is None:
+            raise FatalError(f"no route for topic {record.topic!r}")
+        try:
+            change = unwrap(None if record.value is None else route.decode(record.value))
+            if isinstance(change, Skip):
+                self._skipped(record, route, change.reason)
+                return
+            if change.op == "d":
+                if route.on_delete == "skip":
+                    self._skipped(record, route, "delete")
+                    return
+                why = DeadLetter("unwrap", "delete event (on_delete: dead_letter)", "DeleteEvent")
+                self._dead_letter(record, route, why)
+                return
+            payload = route.render(change, record)
+        except RecordError as error:
+            why = DeadLetter(error.stage, error.reason, type(error).__name__)
+            self._dead_letter(record, route, why)
+            return
+        job = Job(record, route.name, route.account, payload, queued_at=self._clock())
+        self._lanes.add(job)
+
+    def _dispatch(self, allow: Callable[[Job], bool] | None = None) -> None:
+        now = self._clock()
+        for account in self._accounts.values():
+            probing = account.rejected is not None
+            if probing and now < account.probe_at:
+                continue
+            while account.in_flight < account.concurrency and account.gate.wait(now) == 0:
+                job = self._lanes.take(account.name, now, allow)
+                if job is None:
+                    break
+                self._send(job, account, now)
+                if probing:  # one call tells whether the keys work again
+                    account.probe_at = now + self._retry.auth_retry_seconds
+                    break
+
+    def _send(self, job: Job, account: Account, now: float) -> None:
+        account.gate.acquire(now)
+        account.in_flight += 1
+        job.attempts += 1
+        job.first_sent_at = job.first_sent_at or now
+        job.sent_wall = self._wall()
+        ticket = next(self._next_ticket)
+        self._tickets[ticket] = job
+        self.tally.api_calls += 1
+        route = self._routes(job.record.topic)
+        assert route is not None  # noqa: S101 - jobs only exist for routed records
+        self._calls.submit(ticket, account.name, route.mode, job.payload)
+
+    def _settle(self, ticket: int, answer: Answer) -> None:
+        job, now = self._tickets.pop(ticket), self._clock()
+        account = self._accounts[job.account]
+        account.gate.release(now)
+        account.in_flight -= 1
+        if job.dropped:
+            return  # its partition was revoked meanwhile; the new owner calls again
+        route = self._routes(job.record.topic)
+        assert route is not None  # noqa: S101 - jobs only exist for routed records
+        verdict = classify(answer, route.operation, route.mode)
+        if verdict.kind == "accepted":
+            self._accepted(job, route, account, verdict, answer)
+        elif verdict.kind == "throttled":
+            self.tally.throttled += 1
+            account.gate.cool_down(now, account.cooldown)
+            _log.warning("call.throttled", account=account.name, reason=verdict.reason)
+            self._lanes.later(job, now + account.cooldown)
+        elif verdict.kind == "auth":
+            if account.rejected is None:
+                _log.error("account.rejected", account=account.name, reason=verdict.reason)
+            account.rejected, account.probe_at = (
+                verdict.reason,
+                now + self._retry.auth_retry_seconds,
+            )
+            self._lanes.later(job, account.probe_at)
+        elif verdict.kind == "retry" and job.failures + 1 < self._retry.max_attempts:
+            job.failures += 1
+            self.tally.retried += 1
+            delay = backoff(
+                job.failures,
+                self._retry.backoff_base_seconds,
+                self._retry.backoff_max_seconds,
+                self._draw,
+            )
+            _log.info("call.retry", **_where(job), reason=verdict.reason, delay_s=round(delay, 3))
+            self._lanes.later(job, now + delay)
+        else:
+            self._lanes.finish(job)
+            exhausted = verdict.kind == "retry"
+            reason = f"retries_exhausted: {verdict.reason}" if exhausted else verdict.reason
+            error_class = "RetriesExhausted" if exhausted else "LeadSquaredRejected"
+            why = DeadLetter(
+                "submit", reason, error_class, verdict.exception_type, answer.status, job.attempts
+            )
+            self._dead_letter(job.record, route, why)
+
+    def _accepted(
+        self, job: Job, route: Route, account: Account, verdict: Verdict, answer: Answer
+    ) -> None:
+        if account.rejected is not None:
+            _log.info("account.accepted_again", account=account.name)
+            account.rejected = None
+        self._lanes.finish(job)
+        record = job.record
+        result = {
+            "status": "accepted",
+            "operation": route.operation,
+            "route": route.name,
+            "account": route.account,
+            "request_id": verdict.request_id,
+            "lead_id": verdict.lead_id,
+            "source_topic": record.topic,
+            "source_partition": record.partition,
+            "source_offset": record.offset,
+            "source_timestamp": record.timestamp_ms,
+            "submitted_at": int(job.sent_wall * 1000),
+            "attempts": job.attempts,
+            "http_status": answer.status or 0,
+        }
+        wait = (job.first_sent_at or job.queued_at) - job.queued_at
+        fields = {
+            "request_id": verdict.request_id,
+            "lead_id": verdict.lead_id,
+            "attempts": job.attempts,
+            "wait_s": round(wait, 3),
+        }
+        self._output.result(record, result, self._durable(record, route, "accepted", fields))
+
+    def _dead_letter(self, record: SourceRecord, route: Route, why: DeadLetter) -> None:
+        fields = {"stage": why.stage, "reason": why.reason, "attempts": why.attempts}
+        if why.http_status is not None:
+            fields["http_status"] = why.http_status
+        self._output.dead_letter(record, why, self._durable(record, route, "dead_lettered", fields))
+
+    def _skipped(self, record: SourceRecord, route: Route, reason: str) -> None:
+        self._durable(record, route, "skipped", {"reason": reason})()
+
+    def _durable(
+        self, record: SourceRecord, route: Route, outcome: str, fields: dict[str, Any]
+    ) -> Callable[[], None]:
+        def done() -> None:
+            tp = (record.topic, record.partition)
+            setattr(self.tally, outcome, getattr(self.tally, outcome) + 1)
+            self._offsets.done(tp, record.offset)
+            if tp in self._bytes:
+                self._bytes[tp] -= record.size
+            _log.info(
+                f"record.{outcome}",
+                **_where_record(record),
+                route=route.name,
+                operation=route.operation,
+                **fields,
+            )
+
+        return done
+
+    def _commit(self, only: set[TopicPartitionKey] | None = None) -> None:
+        self._next_commit = self._clock() + self._flow.commit_interval_seconds
+        positions = {
+            tp: offset
+            for tp, offset in self._offsets.committable().items()
+            if only is None or tp in only
+        }
+        if not positions:
+            return
+        error = self._source().commit(positions)
+        if error is not None:
+            _log.warning("commit.failed", error=error, partitions=_names(list(positions)))
+            return
+        self._offsets.committed(positions)
+
+    def _backpressure(self) -> None:
+        pending, size = self._offsets.pending(), sum(self._bytes.values())
+        full = pending >= self._flow.max_in_flight_records or size >= self._flow.max_in_flight_bytes
+        low = (
+            pending <= 0.8 * self._flow.max_in_flight_records
+            and size <= 0.8 * self._flow.max_in_flight_bytes
+        )
+        if full and not self._paused:
+            self._paused = True
+            self._source().pause(self._source().assignment())
+            _log.info("input.paused", records_in_flight=pending, bytes_in_flight=size)
+        elif low and self._paused:
+            self._paused = False
+            self._source().resume(self._source().assignment())
+            _log.info("input.resumed", records_in_flight=pending, bytes_in_flight=size)
+
+    # -- draining -------------------------------------------------------------------------------
+
+    def _drain(self, scope: set[TopicPartitionKey] | None, deadline: float) -> None:
+        """Finish calls in flight in ``scope`` (all partitions when ``None``) and the queued
+        records that lie behind an already-done one, so the done records form a committable
+        prefix; everything else is handed back (not sent, not committed)."""
+
+        def in_scope(tp: TopicPartitionKey) -> bool:
+            return scope is None or tp in scope
+
+        def fills_a_gap(job: Job) -> bool:
+            highest = self._offsets.highest_done_beyond_watermark(job.tp)
+            return in_scope(job.tp) and highest is not None and job.record.offset < highest
+
+        while self._clock() < deadline:
+            self._dispatch(fills_a_gap)
+            busy = any(in_scope(job.tp) for job in self._tickets.values() if not job.dropped)
+            if not busy and not any(
+                self._offsets.highest_done_beyond_watermark(tp) is not None
+                for tp in self._offsets.partitions()
+                if in_scope(tp)
+            ):
+                break
+            for ticket, answer in self._calls.collect(min(0.05, deadline - self._clock())):
+                self._settle(ticket, answer)
+            self._output.poll()
+        self._output.flush(max(0.0, deadline - self._clock()) + 5.0)
+
+    def _forget(self, tps: list[TopicPartitionKey]) -> None:
+        for job in self._lanes.drop(tps):
+            job.dropped = True
+        for job in self._tickets.values():
+            if job.tp in tps:
+                job.dropped = True
+        self._offsets.forget(tps)
+        for tp in tps:
+            self._bytes.pop(tp, None)
+
+    # -- helpers --------------------------------------------------------------------------------
+
+    def _source(self) -> Input:
+        if self._input is None:
+            raise RuntimeError("Pipeline.attach() was not called")
+        return self._input
+
+    def _idle_wait(self) -> float:
+        """How long a turn may block waiting for records or answers."""
+        now, wait = self._clock(), 0.1 if not self._calls.in_flight else 0.02
+        if (timer := self._lanes.next_timer()) is not None:
+            wait = min(wait, timer - now)
+        for account in self._accounts.values():
+            if account.in_flight < account.concurrency and self._lanes.ready(account.name, now):
+                wait = min(wait, account.gate.wait(now))
+        return max(0.0, wait)
+
+
+def _names(tps: list[TopicPartitionKey]) -> list[str]:
+    return [f"{topic}[{partition}]" for topic, partition in sorted(tps)]
+
+
+def _where_record(record: SourceRecord) -> dict[str, Any]:
+    return {"topic": record.topic, "partition": record.partition, "offset": record.offset}
+
+
+def _where(job: Job) -> dict[str, Any]:
+    return _where_record(job.record)

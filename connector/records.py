@@ -1,0 +1,107 @@
+"""Small frozen values that cross the pipeline's steps (SPEC §2): a consumed
+:class:`SourceRecord` → decoded and unwrapped :class:`Change` → mapped :class:`Payload`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+__all__ = [
+    "Answer",
+    "Change",
+    "ChangeOp",
+    "Mode",
+    "Operation",
+    "Payload",
+    "Skip",
+    "SourceRecord",
+    "Stage",
+]
+
+#: The LeadSquared operations a route can perform (SPEC §3).
+Operation = Literal["capture", "update", "lead_and_activity", "create"]
+
+#: ``async``: LeadSquared's async API host (answers with a RequestID); ``sync``: the v2 API host.
+Mode = Literal["async", "sync"]
+
+#: Where a record failed, as written in the ``lsq.error.stage`` DLQ header (SPEC §5).
+Stage = Literal["decode", "unwrap", "map", "submit"]
+
+#: Debezium change kinds: create, update, snapshot read, delete.
+ChangeOp = Literal["c", "u", "r", "d"]
+
+
+@dataclass(frozen=True, slots=True)
+class SourceRecord:
+    """One consumed Kafka record, exactly as it came from the broker."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[tuple[str, bytes], ...] = ()
+    timestamp_ms: int | None = None
+
+    @property
+    def size(self) -> int:
+        """Bytes held in memory for this record (key + value), for the in-flight bound."""
+        return len(self.key or b"") + len(self.value or b"")
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """A row change unwrapped from a CDC envelope (or a plain row, treated as a create).
+
+    ``after`` is the row after the change (``None`` for deletes), ``before`` the row before it
+    when the source provides it. ``meta`` holds the envelope's metadata: Debezium ``source``
+    fields and ``ts_ms``, or the ``__``-prefixed fields of flattened records (prefix removed).
+    ``ts_ms`` is when the change happened at the source, when known.
+    """
+
+    op: ChangeOp
+    after: Mapping[str, Any] | None
+    before: Mapping[str, Any] | None = None
+    meta: Mapping[str, Any] | None = None
+    ts_ms: int | None = None
+
+    @property
+    def row(self) -> Mapping[str, Any]:
+        """The row the change is about: ``after``, or ``before`` for a delete."""
+        return (self.before if self.op == "d" else self.after) or {}
+
+
+@dataclass(frozen=True, slots=True)
+class Skip:
+    """A record that needs no API call (tombstone, truncate, ...), with the reason."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Payload:
+    """A rendered LeadSquared call without credentials: the operation, the query parameters
+    that are not keys (``leadId``, ``postUpdatedLead``, ``LeadUpdateBehavior``) and the JSON body
+    exactly as the API documents it (an Attribute/Value list, or an object for CreateCustom)."""
+
+    operation: Operation
+    params: tuple[tuple[str, str], ...]
+    body: list[dict[str, Any]] | dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What one HTTP call to LeadSquared came back with.
+
+    ``status`` is ``None`` when no HTTP answer arrived; ``error`` then says why (connection
+    refused, timed out, ...) and ``maybe_sent`` whether LeadSquared may have received the request
+    anyway (a read timeout or a dropped connection after sending), which makes a retry ambiguous.
+    """
+
+    status: int | None
+    body: bytes = b""
+    error: str | None = None
+    maybe_sent: bool = True

@@ -1,0 +1,178 @@
+"""Write outcomes (SPEC §5): results records (Avro) and dead letters (the original record plus
+Kafka-Connect-compatible and ``lsq.*`` headers), with an idempotent ``acks=all`` producer. Each
+record's outcome is reported durable only from the broker's acknowledgement; a delivery failure is
+latched and raised on the next :meth:`OutcomeWriter.poll`, so nothing past it is committed."""
+
+from __future__ import annotations
+
+import io
+import struct
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import fastavro
+from confluent_kafka import KafkaError, Producer
+
+from connector.errors import OutputError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
+    from confluent_kafka import Message
+
+    from connector.records import SourceRecord, Stage
+
+__all__ = ["RESULT_SCHEMA", "DeadLetter", "OutcomeWriter", "ResultEncoder", "dead_letter_headers"]
+
+_TIMESTAMP = {"type": "long", "logicalType": "timestamp-millis"}
+_OPTIONAL_STRING = {"type": ["null", "string"], "default": None}
+#: The results topic's value schema; ``schemas/result.avsc`` is this, for consumers (a test checks).
+RESULT_SCHEMA: dict[str, Any] = {
+    "type": "record",
+    "name": "LeadSquaredResult",
+    "namespace": "io.lsqsink",
+    "fields": [
+        {"name": "status", "type": "string"},
+        {"name": "operation", "type": "string"},
+        {"name": "route", "type": "string"},
+        {"name": "account", "type": "string"},
+        {"name": "request_id", **_OPTIONAL_STRING},
+        {"name": "lead_id", **_OPTIONAL_STRING},
+        {"name": "source_topic", "type": "string"},
+        {"name": "source_partition", "type": "int"},
+        {"name": "source_offset", "type": "long"},
+        {"name": "source_timestamp", "type": ["null", _TIMESTAMP], "default": None},
+        {"name": "submitted_at", "type": _TIMESTAMP},
+        {"name": "attempts", "type": "int"},
+        {"name": "http_status", "type": "int"},
+    ],
+}
+
+
+class ResultEncoder:
+    """Avro-encodes results records: Confluent wire format when the schema has a registry id,
+    a plain Avro body otherwise (registry-less mode)."""
+
+    def __init__(self, schema_id: int | None) -> None:
+        self._schema = fastavro.parse_schema(RESULT_SCHEMA)
+        self._prefix = b"" if schema_id is None else b"\x00" + struct.pack(">I", schema_id)
+
+    def __call__(self, result: Mapping[str, Any]) -> bytes:
+        out = io.BytesIO(self._prefix)
+        out.seek(len(self._prefix))
+        fastavro.schemaless_writer(out, self._schema, dict(result))
+        return out.getvalue()
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """Why a record is dead-lettered: stage, reason and what LeadSquared answered, if anything."""
+
+    stage: Stage
+    reason: str
+    error_class: str
+    exception_type: str | None = None
+    http_status: int | None = None
+    attempts: int = 0
+
+
+Headers = list[tuple[str, str | bytes | None]]
+
+
+def dead_letter_headers(record: SourceRecord, why: DeadLetter) -> Headers:
+    """The original headers, then Kafka Connect's ``__connect.errors.*`` and ours (SPEC §5)."""
+    ours = {
+        "__connect.errors.topic": record.topic,
+        "__connect.errors.partition": str(record.partition),
+        "__connect.errors.offset": str(record.offset),
+        "__connect.errors.exception.class.name": why.error_class,
+        "__connect.errors.exception.message": why.reason,
+        "lsq.error.stage": why.stage,
+        "lsq.http.status": "" if why.http_status is None else str(why.http_status),
+        "lsq.exception.type": why.exception_type or "",
+        "lsq.attempts": str(why.attempts),
+    }
+    return [*record.headers, *((k, v.encode()) for k, v in ours.items())]
+
+
+class OutcomeWriter:
+    """Produces outcomes; each one's ``durable()`` callback runs once the broker acknowledged it."""
+
+    def __init__(
+        self,
+        producer_config: Mapping[str, Any],
+        results_topic: str,
+        dead_letter_topic: str,
+        encode: Callable[[Mapping[str, Any]], bytes],
+    ) -> None:
+        self._producer = Producer(dict(producer_config))
+        self._results, self._dlq, self._encode = results_topic, dead_letter_topic, encode
+        self._failure: OutputError | None = None
+        self.pending = 0
+
+    def result(
+        self, record: SourceRecord, result: Mapping[str, Any], durable: Callable[[], None]
+    ) -> None:
+        """Write the results record of an accepted source record, keyed by its key."""
+        value = self._encode(result)
+        self._produce(
+            self._results, record, value, headers=None, outcome="accepted", durable=durable
+        )
+
+    def dead_letter(
+        self, record: SourceRecord, why: DeadLetter, durable: Callable[[], None]
+    ) -> None:
+        """Write the original record, unchanged, with the error headers."""
+        headers = dead_letter_headers(record, why)
+        self._produce(
+            self._dlq, record, record.value, headers=headers, outcome="dead-letter", durable=durable
+        )
+
+    def poll(self) -> None:
+        """Serve delivery reports; raise the first delivery failure."""
+        self._producer.poll(0)
+        self._raise_failure()
+
+    def flush(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` for every outcome to be acknowledged; ``True`` if all were."""
+        left = self._producer.flush(timeout)
+        self._raise_failure()
+        return left == 0
+
+    def close(self, timeout: float) -> None:
+        self._producer.flush(timeout)
+        self._producer.close()
+
+    def _produce(
+        self,
+        topic: str,
+        record: SourceRecord,
+        value: bytes | None,
+        *,
+        headers: Headers | None,
+        outcome: str,
+        durable: Callable[[], None],
+    ) -> None:
+        def delivered(err: KafkaError | None, _: Message) -> None:
+            self.pending -= 1
+            if err is not None:
+                self._failure = self._failure or OutputError(
+                    f"could not write the {outcome} record of {record.topic}[{record.partition}]@"
+                    f"{record.offset} to topic {topic!r}: {err.str()}"
+                )
+            else:
+                durable()
+
+        self.pending += 1
+        while True:
+            try:
+                self._producer.produce(
+                    topic, value, record.key, headers=headers, on_delivery=delivered
+                )
+                return
+            except BufferError:  # local queue full: serve deliveries, then try again
+                self._producer.poll(0.1)
+
+    def _raise_failure(self) -> None:
+        if self._failure is not None:
+            raise self._failure

@@ -1,0 +1,127 @@
+"""What each LeadSquared answer means for its record (SPEC §6), and the backoff between retries.
+
+Pure functions over :class:`~connector.records.Answer`. The body is read before the status:
+LeadSquared reports rate limits and application (``MX…``) errors inside HTTP 200 bodies too.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from connector.records import Answer, Mode, Operation
+
+__all__ = ["Verdict", "VerdictKind", "backoff", "classify"]
+
+#: accepted → results topic; throttled → account cool-down, retry; retry → backoff, retry up to
+#: the limit; permanent → dead-letter; auth → the account's keys are rejected: hold, never DLQ.
+VerdictKind = Literal["accepted", "throttled", "retry", "permanent", "auth"]
+
+_THROTTLE = re.compile(r"exceeded the limit|too many requests|rate limit", re.IGNORECASE)
+_FAILED = {"error", "failed", "failure"}
+_REASON_MAX = 500
+_MAX_DOUBLINGS = 62  # beyond this the float overflows; every realistic cap is far below
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """The decision for one answer, with what LeadSquared said (server text only, no secrets)."""
+
+    kind: VerdictKind
+    reason: str = ""
+    exception_type: str | None = None
+    request_id: str | None = None
+    lead_id: str | None = None
+
+
+def classify(answer: Answer, operation: Operation, mode: Mode) -> Verdict:
+    """Decide what to do with ``answer`` to a ``mode`` call of ``operation``."""
+    status = answer.status
+    if status is None:
+        return Verdict("retry", f"no answer: {answer.error or 'unknown error'}")
+    envelope = _envelope(answer.body)
+    exc_type = _text(envelope.get("ExceptionType")) or None
+    message = _message(envelope) or _snippet(answer.body)
+    reason = f"HTTP {status}: {exc_type + ': ' if exc_type else ''}{message}"[:_REASON_MAX]
+    if status == HTTPStatus.TOO_MANY_REQUESTS or _is_rate_limit(exc_type, message):
+        return Verdict("throttled", reason, exc_type)
+    if status in (HTTPStatus.UNAUTHORIZED, HTTPStatus.FORBIDDEN):
+        return Verdict("auth", reason, exc_type)
+    server_error = status >= HTTPStatus.INTERNAL_SERVER_ERROR
+    if exc_type is not None:
+        # MX… exceptions are application errors: retrying repeats them. Others are system errors.
+        transient = server_error and not exc_type.startswith("MX")
+        return Verdict("retry" if transient else "permanent", reason, exc_type)
+    if _text(envelope.get("Status")).lower() in _FAILED:
+        return Verdict("permanent", reason)
+    if HTTPStatus.OK <= status < HTTPStatus.MULTIPLE_CHOICES:
+        return _success(envelope, operation, mode, status)
+    transient = server_error or status == HTTPStatus.REQUEST_TIMEOUT
+    return Verdict("retry" if transient else "permanent", reason)
+
+
+def backoff(attempt: int, base: float, cap: float, draw: Callable[[], float]) -> float:
+    """Full-jitter delay before retry number ``attempt`` (1-based): uniform in
+    [0, min(cap, base·2^(attempt-1))). ``draw`` returns a uniform number in [0, 1)."""
+    return draw() * min(cap, base * 2.0 ** min(attempt - 1, _MAX_DOUBLINGS))
+
+
+def _is_rate_limit(exc_type: str | None, message: str) -> bool:
+    return exc_type == "MXAPIRateLimitExceededException" or bool(_THROTTLE.search(message))
+
+
+def _success(envelope: dict[str, Any], operation: Operation, mode: Mode, status: int) -> Verdict:
+    if mode == "async":
+        request_id = _text(_get(envelope, "RequestID")).strip()
+        if request_id:
+            return Verdict("accepted", f"HTTP {status}", request_id=request_id)
+        return Verdict("permanent", f"HTTP {status} without a RequestID: {_compact(envelope)}")
+    if _text(envelope.get("Status")).lower() != "success":
+        return Verdict("permanent", f"HTTP {status} without Status Success: {_compact(envelope)}")
+    message = envelope.get("Message")
+    details = message if isinstance(message, dict) else {}
+    # Lead.Capture and CreateCustom name the lead in RelatedId; Lead.Create in Id.
+    key = "Id" if operation == "create" else "RelatedId"
+    lead_id = _text(details.get(key) or details.get("Id")) or None
+    return Verdict("accepted", f"HTTP {status}", lead_id=None if operation == "update" else lead_id)
+
+
+def _envelope(body: bytes) -> dict[str, Any]:
+    try:
+        parsed = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return {}
+    return parsed if isinstance(parsed, dict) else {}
+
+
+def _get(envelope: dict[str, Any], key: str) -> object:
+    lowered = key.lower()
+    return next((v for k, v in envelope.items() if k.lower() == lowered), None)
+
+
+def _message(envelope: dict[str, Any]) -> str:
+    for key in ("ExceptionMessage", "message", "Message"):
+        value = envelope.get(key)
+        if isinstance(value, dict):
+            value = value.get("Message")
+        if isinstance(value, str) and value:
+            return value
+    return ""
+
+
+def _text(value: object) -> str:
+    return value if isinstance(value, str) else "" if value is None else str(value)
+
+
+def _snippet(body: bytes) -> str:
+    return body[:200].decode("utf-8", "replace").strip() or "(empty body)"
+
+
+def _compact(envelope: dict[str, Any]) -> str:
+    return json.dumps(envelope, separators=(",", ":"))[:200]

@@ -1,0 +1,277 @@
+"""The connector's configuration: one YAML file, every key overridable by ``LSQ_SINK_`` environment
+variables (``__`` nests), secrets from the environment or from files in a secrets directory (file
+names like ``accounts__main__access_key``). A frozen pydantic tree validated at start; unknown keys
+are errors naming the key. Also renders the librdkafka settings."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from connector.errors import ConfigError
+from connector.mapping import MappingSpec, compile_mapping
+from connector.records import Mode, Operation
+
+if TYPE_CHECKING:
+    from pydantic_settings import PydanticBaseSettingsSource
+
+__all__ = [
+    "AccountSettings",
+    "FlowSettings",
+    "KafkaSettings",
+    "LogSettings",
+    "OutputSettings",
+    "RateLimitSettings",
+    "RegistrySettings",
+    "RetrySettings",
+    "RouteSettings",
+    "Settings",
+]
+
+#: Consumer and producer settings the delivery guarantees depend on (SPEC §2): not overridable.
+LibrdkafkaValue = str | int | float | bool
+_CONSUMER_FIXED: dict[str, LibrdkafkaValue] = {
+    "enable.auto.commit": False,
+    "enable.auto.offset.store": False,
+}
+_PRODUCER_FIXED: dict[str, LibrdkafkaValue] = {"enable.idempotence": True, "acks": "all"}
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class KafkaSettings(_Model):
+    """The Kafka cluster, the consumer group, and extra librdkafka properties."""
+
+    bootstrap_servers: str
+    group_id: str = "lsq-sink"
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_ca_location: str | None = None
+    consumer: dict[str, LibrdkafkaValue] = Field(default_factory=dict)
+    producer: dict[str, LibrdkafkaValue] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _guarantees_stay(self) -> KafkaSettings:
+        for name, extra, fixed in (
+            ("consumer", self.consumer, _CONSUMER_FIXED),
+            ("producer", self.producer, _PRODUCER_FIXED),
+        ):
+            for key in extra.keys() & fixed.keys():
+                raise ValueError(f"{name}.{key}: fixed by the connector's delivery guarantees")
+        return self
+
+    def _common(self) -> dict[str, LibrdkafkaValue]:
+        common: dict[str, LibrdkafkaValue] = {
+            "bootstrap.servers": self.bootstrap_servers,
+            "security.protocol": self.security_protocol,
+        }
+        optional: dict[str, LibrdkafkaValue | None] = {
+            "sasl.mechanism": self.sasl_mechanism,
+            "sasl.username": self.sasl_username,
+            "sasl.password": self.sasl_password.get_secret_value() if self.sasl_password else None,
+            "ssl.ca.location": self.ssl_ca_location,
+        }
+        return common | {k: v for k, v in optional.items() if v is not None}
+
+    def consumer_config(self) -> dict[str, LibrdkafkaValue]:
+        """librdkafka consumer settings: ours, then the user's, then the fixed guarantees."""
+        ours: dict[str, LibrdkafkaValue] = {
+            "group.id": self.group_id,
+            "auto.offset.reset": "earliest",
+            "partition.assignment.strategy": "cooperative-sticky",
+            "queued.max.messages.kbytes": 8192,  # bounded prefetch per partition (memory)
+        }
+        return self._common() | ours | self.consumer | _CONSUMER_FIXED
+
+    def producer_config(self) -> dict[str, LibrdkafkaValue]:
+        """librdkafka producer settings for results and dead letters (idempotent, acks=all)."""
+        ours: dict[str, LibrdkafkaValue] = {
+            "linger.ms": 5,
+            "compression.type": "lz4",
+            "delivery.timeout.ms": 120_000,
+        }
+        return self._common() | ours | self.producer | _PRODUCER_FIXED
+
+
+class RegistrySettings(_Model):
+    """Confluent Schema Registry holding the writer schemas of the input topics."""
+
+    url: str
+    basic_auth_user_info: SecretStr | None = None
+
+
+class RateLimitSettings(_Model):
+    """At most ``calls`` calls in any ``window_seconds`` for the account (SPEC §7)."""
+
+    calls: int = Field(25, ge=1)
+    window_seconds: float = Field(5.0, gt=0)
+    margin_seconds: float = Field(0.05, ge=0)
+
+
+class AccountSettings(_Model):
+    """One LeadSquared account: hosts, keys and its rate limit."""
+
+    async_host: HttpUrl = HttpUrl("https://asyncapi.leadsquared.com")
+    api_host: HttpUrl = HttpUrl("https://api.leadsquared.com")
+    access_key: SecretStr
+    secret_key: SecretStr
+    api_key: SecretStr | None = None
+    rate_limit: RateLimitSettings = RateLimitSettings()
+    max_concurrency: int = Field(4, ge=1, le=256)
+    connect_timeout_seconds: float = Field(5.0, gt=0)
+    request_timeout_seconds: float = Field(30.0, gt=0)
+
+
+class RouteSettings(_Model):
+    """Binds input topics to one LeadSquared operation and one mapping."""
+
+    name: str = Field(min_length=1)
+    topics: list[str] = Field(default_factory=list)
+    topic_pattern: str | None = None
+    account: str = "default"
+    operation: Operation | None = None
+    mode: Mode = "async"
+    on_delete: Literal["skip", "dead_letter"] = "skip"
+    value_schema: Path | None = None
+    mapping: MappingSpec
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RouteSettings:
+        if bool(self.topics) == (self.topic_pattern is not None):
+            raise ValueError("set exactly one of topics and topic_pattern")
+        if self.topic_pattern is not None:
+            try:
+                re.compile(self.topic_pattern)
+            except re.error as exc:
+                raise ValueError(f"topic_pattern: not a regular expression: {exc}") from exc
+        if self.resolved_operation == "create" and self.mode != "sync":
+            raise ValueError("operation create exists only in mode sync (Lead.Create)")
+        try:
+            compile_mapping(self.resolved_operation, self.mapping)
+        except ConfigError as exc:
+            raise ValueError(f"mapping.{exc}") from exc
+        return self
+
+    @property
+    def resolved_operation(self) -> Operation:
+        """``operation``, defaulting to lead_and_activity when the mapping has an activity."""
+        if self.operation is not None:
+            return self.operation
+        return "lead_and_activity" if self.mapping.activity is not None else "capture"
+
+    def matches(self, topic: str) -> bool:
+        """Whether this route consumes ``topic``."""
+        if self.topic_pattern is not None:
+            return re.fullmatch(self.topic_pattern, topic) is not None
+        return topic in self.topics
+
+
+class OutputSettings(_Model):
+    """Where outcomes go (SPEC §5)."""
+
+    results_topic: str = Field(min_length=1)
+    dead_letter_topic: str = Field(min_length=1)
+
+
+class RetrySettings(_Model):
+    """Retries of transient failures (5xx, timeouts, connection errors), SPEC §6."""
+
+    max_attempts: int = Field(8, ge=1)
+    backoff_base_seconds: float = Field(0.5, gt=0)
+    backoff_max_seconds: float = Field(60.0, gt=0)
+    throttle_cooldown_seconds: float | None = Field(None, gt=0)  # default: the account's window
+    auth_retry_seconds: float = Field(60.0, gt=0)  # how often a rejected account is probed
+
+
+class FlowSettings(_Model):
+    """Bounds on work in flight (SPEC §2.5), commit cadence and shutdown."""
+
+    max_in_flight_records: int = Field(1000, ge=1)
+    max_in_flight_bytes: int = Field(64 * 2**20, ge=1024)
+    poll_batch_size: int = Field(500, ge=1)
+    commit_interval_seconds: float = Field(1.0, gt=0)
+    shutdown_grace_seconds: float = Field(25.0, ge=0)
+
+
+class LogSettings(_Model):
+    """Structured logs on stdout."""
+
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    format: Literal["auto", "json", "console"] = "auto"
+    redact_personal_data: bool = True
+    progress_interval_seconds: float = Field(10.0, gt=0)
+
+
+class Settings(BaseSettings):
+    """The whole configuration."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="LSQ_SINK_",
+        env_nested_delimiter="__",
+        secrets_nested_delimiter="__",
+        secrets_prefix="",
+        extra="forbid",
+        frozen=True,
+    )
+
+    kafka: KafkaSettings
+    schema_registry: RegistrySettings | None = None
+    accounts: dict[str, AccountSettings] = Field(min_length=1)
+    routes: list[RouteSettings] = Field(min_length=1)
+    output: OutputSettings
+    retry: RetrySettings = RetrySettings()
+    flow: FlowSettings = FlowSettings()
+    logging: LogSettings = LogSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],  # noqa: ARG003 - part of the hook signature
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,  # noqa: ARG003 - no .env files are read
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Environment over secret files over the YAML file (passed as init values)."""
+        from pydantic_settings import NestedSecretsSettingsSource  # noqa: PLC0415
+
+        return env_settings, NestedSecretsSettingsSource(file_secret_settings), init_settings
+
+    @model_validator(mode="after")
+    def _references(self) -> Settings:
+        names = [route.name for route in self.routes]
+        if duplicates := sorted({n for n in names if names.count(n) > 1}):
+            raise ValueError(f"routes: duplicate route names {duplicates}")
+        for i, route in enumerate(self.routes):
+            account = self.accounts.get(route.account)
+            if account is None:
+                raise ValueError(f"routes.{i}.account: no account named {route.account!r}")
+            if route.mode == "async" and account.api_key is None:
+                raise ValueError(f"accounts.{route.account}.api_key: needed by async route {i}")
+            if route.value_schema is None and self.schema_registry is None:
+                raise ValueError(f"routes.{i}.value_schema: needed when no schema_registry is set")
+        topics = [t for route in self.routes for t in route.topics]
+        if duplicates := sorted({t for t in topics if topics.count(t) > 1}):
+            raise ValueError(f"routes: topics in more than one route {duplicates}")
+        return self
+
+    def route_for(self, topic: str) -> RouteSettings | None:
+        """The first route that consumes ``topic``."""
+        return next((route for route in self.routes if route.matches(topic)), None)
+
+    def subscription(self) -> list[str]:
+        """Topic names and ``^``-anchored patterns for the consumer's subscribe()."""
+        out: list[str] = []
+        for route in self.routes:
+            out += route.topics
+            if route.topic_pattern is not None:
+                out.append("^" + route.topic_pattern.removeprefix("^"))
+        return out

@@ -1,0 +1,271 @@
+"""In-memory stand-ins for the pipeline's ports (Kafka input, outcome writer, HTTP calls, clock), so
+its invariants can be checked exactly, step by step, without a broker, a network or sleeping."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from connector.mapping import MappingSpec, compile_mapping
+from connector.pipeline import Account, Pipeline, Route
+from connector.ratelimit import RateGate
+from connector.records import Answer, SourceRecord
+from connector.settings import FlowSettings, RetrySettings
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
+    from connector.offsets import TopicPartitionKey
+    from connector.records import Mode, Payload
+    from connector.results import DeadLetter
+
+ACCEPTED = Answer(200, b'{"Status":"Request accepted.","RequestID":"req-1"}')
+THROTTLED = Answer(429, b'{"message":"Too Many Requests"}')
+UNAVAILABLE = Answer(503, b'{"message":"Service Unavailable"}')
+FORBIDDEN = Answer(403, b'{"message":"Forbidden"}')
+DUPLICATE = Answer(
+    200,
+    b'{"Status":"Error","ExceptionType":"MXDuplicateEntryException",'
+    b'"ExceptionMessage":"A Lead with same Email already exists."}',
+)
+
+
+class Clock:
+    """Manual monotonic time."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@dataclass
+class FakeInput:
+    """Records waiting to be polled; commits and pauses are recorded."""
+
+    pending: list[SourceRecord] = field(default_factory=list)
+    commits: list[dict[TopicPartitionKey, int]] = field(default_factory=list)
+    paused: set[TopicPartitionKey] = field(default_factory=set)
+    owned: list[TopicPartitionKey] = field(default_factory=list)
+    commit_error: str | None = None
+    closed: bool = False
+
+    def poll(self, max_records: int, timeout: float) -> list[SourceRecord]:  # noqa: ARG002
+        """Records of unpaused partitions, in order; never waits."""
+        ready = [r for r in self.pending if (r.topic, r.partition) not in self.paused]
+        out = ready[:max_records]
+        for record in out:
+            self.pending.remove(record)
+        return out
+
+    def assignment(self) -> list[TopicPartitionKey]:
+        return list(self.owned)
+
+    def pause(self, tps: list[TopicPartitionKey]) -> None:
+        self.paused.update(tps)
+
+    def resume(self, tps: list[TopicPartitionKey]) -> None:
+        self.paused.difference_update(tps)
+
+    def commit(self, positions: Mapping[TopicPartitionKey, int]) -> str | None:
+        if self.commit_error is not None:
+            return self.commit_error
+        self.commits.append(dict(positions))
+        return None
+
+    def committed(self) -> dict[TopicPartitionKey, int]:
+        """The latest committed offset of each partition."""
+        out: dict[TopicPartitionKey, int] = {}
+        for positions in self.commits:
+            out |= positions
+        return out
+
+    def close(self) -> None:
+        self.closed = True
+
+
+@dataclass
+class Written:
+    kind: str  # "result" | "dead_letter"
+    record: SourceRecord
+    data: Mapping[str, Any] | DeadLetter
+    durable: Callable[[], None]
+
+
+@dataclass
+class FakeOutput:
+    """Outcomes are acknowledged when the test says so (or at once with ``auto_ack``)."""
+
+    auto_ack: bool = True
+    written: list[Written] = field(default_factory=list)
+    unacked: list[Written] = field(default_factory=list)
+
+    def result(
+        self, record: SourceRecord, result: Mapping[str, Any], durable: Callable[[], None]
+    ) -> None:
+        self._write(Written("result", record, result, durable))
+
+    def dead_letter(
+        self, record: SourceRecord, why: DeadLetter, durable: Callable[[], None]
+    ) -> None:
+        self._write(Written("dead_letter", record, why, durable))
+
+    def poll(self) -> None:
+        if self.auto_ack:
+            self.ack(lambda _: True)
+
+    def flush(self, timeout: float) -> bool:  # noqa: ARG002 - acknowledges at once
+        self.poll()
+        return not self.unacked
+
+    def ack(self, which: Callable[[Written], bool]) -> None:
+        """Acknowledge the unacknowledged outcomes ``which`` selects."""
+        for item in [w for w in self.unacked if which(w)]:
+            self.unacked.remove(item)
+            item.durable()
+
+    def kinds(self) -> dict[int, str]:
+        """Outcome kind per source offset."""
+        return {w.record.offset: w.kind for w in self.written}
+
+    def _write(self, item: Written) -> None:
+        self.written.append(item)
+        self.unacked.append(item)
+
+
+@dataclass
+class Sent:
+    ticket: int
+    account: str
+    mode: Mode
+    payload: Payload
+    at: float
+
+
+@dataclass
+class FakeCalls:
+    """Calls wait until the test answers them."""
+
+    clock: Clock
+    sent: list[Sent] = field(default_factory=list)
+    answers: list[tuple[int, Answer]] = field(default_factory=list)
+    done: set[int] = field(default_factory=set)
+    in_flight: int = 0
+
+    def submit(self, ticket: int, account: str, mode: Mode, payload: Payload) -> None:
+        self.in_flight += 1
+        self.sent.append(Sent(ticket, account, mode, payload, self.clock()))
+
+    def collect(self, timeout: float) -> list[tuple[int, Answer]]:  # noqa: ARG002 - no waiting
+        out, self.answers = self.answers, []
+        self.in_flight -= len(out)
+        return out
+
+    def answer(self, answer: Answer, which: Callable[[Sent], bool] = lambda _: True) -> int:
+        """Answer every open call ``which`` selects; returns how many."""
+        chosen = [s for s in self.sent if s.ticket not in self.done and which(s)]
+        self.answers += [(s.ticket, answer) for s in chosen]
+        self.done.update(s.ticket for s in chosen)
+        return len(chosen)
+
+    @property
+    def emails(self) -> list[str]:
+        """The EmailAddress of every call, in the order sent."""
+        return [_email(s.payload) for s in self.sent]
+
+
+def _email(payload: Payload) -> str:
+    body = payload.body
+    attributes = body if isinstance(body, list) else body["LeadDetails"]
+    return str(next(a["Value"] for a in attributes if a["Attribute"] == "EmailAddress"))
+
+
+def record(
+    offset: int,
+    key: str | None,
+    email: str | None,
+    *,
+    partition: int = 0,
+    op: str = "c",
+    value: Any = ...,
+) -> SourceRecord:
+    """A JSON-encoded Debezium envelope about one lead (the fake route decodes JSON)."""
+    row = {"email": email, "name": f"lead {offset}"}
+    if value is ...:
+        value = {
+            "op": op,
+            "before": row if op == "d" else None,
+            "after": None if op == "d" else row,
+        }
+    raw = None if value is None else json.dumps(value).encode()
+    return SourceRecord("leads", partition, offset, None if key is None else key.encode(), raw)
+
+
+def route() -> Route:
+    spec = MappingSpec.model_validate(
+        {"search_by": "EmailAddress", "lead": {"EmailAddress": "email", "FirstName": "name"}}
+    )
+    return Route(
+        name="leads",
+        account="main",
+        operation="capture",
+        mode="async",
+        on_delete="skip",
+        decode=json.loads,
+        render=compile_mapping("capture", spec).render,
+    )
+
+
+@dataclass
+class Harness:
+    pipeline: Pipeline
+    input: FakeInput
+    output: FakeOutput
+    calls: FakeCalls
+    clock: Clock
+    account: Account
+
+    def feed(self, *records: SourceRecord) -> None:
+        self.input.pending += records
+        for r in records:
+            if (r.topic, r.partition) not in self.input.owned:
+                self.input.owned.append((r.topic, r.partition))
+
+    def turn(self, count: int = 1) -> None:
+        """Run loop turns, one millisecond apart (the harness's commit interval)."""
+        for _ in range(count):
+            self.pipeline.step()
+            self.clock.advance(0.001)
+
+
+def harness(
+    *,
+    calls: int = 25,
+    window: float = 5.0,
+    concurrency: int = 4,
+    retry: RetrySettings | None = None,
+    flow: FlowSettings | None = None,
+    auto_ack: bool = True,
+) -> Harness:
+    clock = Clock()
+    account = Account("main", RateGate(calls, window, margin=0.0), concurrency, cooldown=window)
+    the_route = route()
+    output, fake_calls, fake_input = FakeOutput(auto_ack), FakeCalls(clock), FakeInput()
+    pipeline = Pipeline(
+        routes=lambda topic: the_route if topic == "leads" else None,
+        accounts={"main": account},
+        output=output,
+        calls=fake_calls,
+        retry=retry or RetrySettings(),
+        flow=flow or FlowSettings(commit_interval_seconds=0.001),
+        clock=clock,
+        wall=lambda: 1_700_000_000.0,
+        draw=lambda: 0.5,
+    )
+    pipeline.attach(fake_input)
+    return Harness(pipeline, fake_input, output, fake_calls, clock, account)
