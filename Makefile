@@ -38,6 +38,9 @@ unit: sync  ## unit tests (no network)
 integration: sync  ## integration tests (real broker, registry and simulator processes)
 	$(RUN) pytest tests/integration
 
+demo: sync  ## run the connector end to end on a local stack with sample CDC events
+	$(RUN) lsq-sink demo
+
 test: lint typecheck  ## lint, type check and the whole test suite
 	$(RUN) pytest
 

@@ -35,10 +35,24 @@ def _parser() -> argparse.ArgumentParser:
             type=Path,
             help="directory of secret files named by setting, e.g. accounts__main__access_key",
         )
-    commands.choices["validate"].add_argument(
+    validate = commands.choices["validate"]
+    validate.add_argument(
         "--samples",
         type=Path,
         help='JSON Lines file of sample records: {"topic": ..., "value": <decoded value>}',
+    )
+    validate.add_argument(
+        "--from-topics",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also render the first N records of each route's topics (read-only, no commits)",
+    )
+    commands.add_parser(
+        "demo",
+        help="run the connector on a local stack with sample CDC events (needs `make demo`)",
+        description="Start a local broker, schema registry and LeadSquared simulator, produce "
+        "sample CDC events, run the connector until all are processed, print a summary.",
     )
     return parser
 
@@ -46,6 +60,8 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI and return the process exit code."""
     args = _parser().parse_args(argv)
+    if args.command == "demo":
+        return _demo()
     try:
         settings = load_settings(args.config, args.secrets_dir)
         if args.command == "validate":
@@ -66,3 +82,12 @@ def main(argv: list[str] | None = None) -> int:
     summary |= {"api_calls": tally.api_calls, "throttled": tally.throttled}
     sys.stdout.write(json.dumps(summary) + "\n")
     return EXIT_OK
+
+
+def _demo() -> int:
+    try:
+        from connector.testing.demo import main as demo  # noqa: PLC0415 - development stack only
+    except ImportError as exc:
+        sys.stderr.write(f"lsq-sink demo needs the development environment ({exc}): make demo\n")
+        return EXIT_FATAL
+    return demo()

@@ -10,7 +10,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
-from confluent_kafka import Producer
+from confluent_kafka import KafkaError, Message, Producer
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
@@ -131,14 +131,25 @@ class CdcWriter:
             {"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 5}
         )
         self._serializers: dict[tuple[str, MessageField], AvroSerializer] = {}
+        #: (partition, offset) of each event sent, by send order, once acknowledged
+        self.positions: dict[int, tuple[int, int]] = {}
+        self._sent = 0
 
-    def send(self, event: Event) -> None:
-        """Produce one event (call :meth:`flush` to wait for all)."""
-        key = None if event.key is None else self._serialize(event.topic, "key", {"id": event.key})
+    def send(self, event: Event, topic: str | None = None) -> None:
+        """Produce one event, to ``topic`` if given (its schemas stay those of ``event.topic``);
+        call :meth:`flush` to wait for all."""
+        topic = topic or event.topic
+        key = None if event.key is None else self._serialize(event.topic, topic, "key", event.key)
         value = event.raw
         if value is None and event.value is not None:
-            value = self._serialize(event.topic, "value", event.value)
-        self._producer.produce(event.topic, value=value, key=key)
+            value = self._serialize(event.topic, topic, "value", event.value)
+        index, self._sent = self._sent, self._sent + 1
+
+        def delivered(err: KafkaError | None, message: Message) -> None:
+            if err is None:
+                self.positions[index] = (message.partition() or 0, message.offset() or 0)
+
+        self._producer.produce(topic, value=value, key=key, on_delivery=delivered)
         self._producer.poll(0)
 
     def flush(self, timeout: float = 30.0) -> None:
@@ -157,13 +168,15 @@ class CdcWriter:
     def __exit__(self, *_: object) -> None:
         self.close()
 
-    def _serialize(self, topic: str, part: str, data: dict[str, Any]) -> bytes:
+    def _serialize(self, table: str, topic: str, part: str, data: Any) -> bytes:
         field = MessageField.KEY if part == "key" else MessageField.VALUE
-        serializer = self._serializers.get((topic, field))
+        serializer = self._serializers.get((table, field))
         if serializer is None:
-            text = schema_text(f"{topic}-{part}")
+            text = schema_text(f"{table}-{part}")
             serializer = AvroSerializer(self._registry, text, conf={"auto.register.schemas": True})
-            self._serializers[topic, field] = serializer
+            self._serializers[table, field] = serializer
+        if part == "key":
+            data = {"id": data}
         out = serializer(data, SerializationContext(topic, field))
         if not isinstance(out, bytes):
             raise TypeError(f"serializer returned {type(out).__name__}, not bytes")

@@ -184,7 +184,7 @@ class SimState:
 
 def _random(seed: int | None, stream: int) -> Random:
     """One independent, seeded stream of simulated randomness (not for security)."""
-    return Random(None if seed is None else seed * 16 + stream)  # noqa: S311 - a simulation
+    return Random(None if seed is None else seed * 16 + stream)
 
 
 def _uuid4(rng: Random) -> str:
