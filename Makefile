@@ -38,6 +38,9 @@ unit: sync  ## unit tests (no network)
 integration: sync  ## integration tests (real broker, registry and simulator processes)
 	$(RUN) pytest tests/integration
 
+e2e: sync  ## end-to-end tests (lsq-sink and lsq-sink demo as real processes)
+	$(RUN) pytest tests/e2e
+
 demo: sync  ## run the connector end to end on a local stack with sample CDC events
 	$(RUN) lsq-sink demo
 
@@ -46,3 +49,6 @@ test: lint typecheck  ## lint, type check and the whole test suite
 
 clean:  ## remove the environment and caches
 	rm -rf .venv .cache .mypy_cache .ruff_cache .pytest_cache
+
+bench: sync  ## benchmarks: budget use, gate designs, overhead vs bare httpx, latency
+	$(RUN) python -m connector.testing.bench

@@ -16,7 +16,8 @@ from connector.decode import Decoder
 from connector.errors import FatalError
 from connector.logs import Redactor, configure, get_logger
 from connector.mapping import compile_mapping
-from connector.pipeline import Account, Pipeline, Route, Tally
+from connector.pipeline import Pipeline
+from connector.ports import Account, Route, Tally
 from connector.ratelimit import RateGate
 from connector.results import RESULT_SCHEMA, OutcomeWriter, ResultEncoder
 from connector.schemas import RegistrySchemas, load_avsc, registry_client
@@ -119,6 +120,7 @@ def run(settings: Settings) -> Tally:
             calls=calls,
             retry=settings.retry,
             flow=settings.flow,
+            progress_interval=settings.logging.progress_interval_seconds,
         )
         pipeline.attach(
             Source(

@@ -65,9 +65,14 @@ class Source:
         )
 
     def poll(self, max_records: int, timeout: float) -> list[SourceRecord]:
-        """Records fetched so far (waiting up to ``timeout`` for the first)."""
+        """Records fetched so far, waiting up to ``timeout`` for the first. (``consume(n, t)``
+        alone would wait for all ``n`` or the whole ``t``: an idle connector would sit on a
+        record that arrived.)"""
+        first = self._consumer.poll(timeout)
+        if first is None:
+            return []
         out = []
-        for message in self._consumer.consume(max_records, timeout):
+        for message in [first, *self._consumer.consume(max_records - 1, 0)]:
             error = message.error()
             if error is None:
                 out.append(_record(message))
@@ -96,15 +101,16 @@ class Source:
             return str(exc.args[0].str() if exc.args else exc)
         return None
 
-    def watermarks(self, tp: TopicPartitionKey) -> tuple[int, int]:
-        """Low and high offsets as last seen by fetches (no broker round trip)."""
-        low, high = self._consumer.get_watermark_offsets(TopicPartition(*tp), cached=True)
-        return int(low), int(high)
-
-    def position(self, tp: TopicPartitionKey) -> int:
-        """The next offset this consumer will read from ``tp`` (negative when unknown)."""
-        [pos] = self._consumer.position([TopicPartition(*tp)])
-        return pos.offset
+    def lag(self) -> int:
+        """Records not yet consumed in the assigned partitions, from the high watermarks last
+        seen by fetches (no broker round trip); partitions not fetched yet count as 0."""
+        assigned = self._consumer.assignment()
+        total = 0
+        for tp, position in zip(assigned, self._consumer.position(assigned), strict=True):
+            _, high = self._consumer.get_watermark_offsets(tp, cached=True)
+            if position.offset >= 0 and high >= 0:
+                total += max(0, high - position.offset)
+        return total
 
     def close(self) -> None:
         """Leave the group."""

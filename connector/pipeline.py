@@ -13,104 +13,28 @@ import itertools
 import time
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any
 
-from connector.errors import FatalError, RecordError
+from connector.errors import FatalError
 from connector.lanes import Job, Lanes
-from connector.logs import get_logger
+from connector.logs import flush_logs, get_logger
 from connector.offsets import OffsetTracker, TopicPartitionKey
+from connector.ports import Tally
 from connector.records import Skip
-from connector.results import DeadLetter
+from connector.results import Accepted, DeadLetter
 from connector.retry import Verdict, backoff, classify
-from connector.unwrap import unwrap
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
-    from connector.ratelimit import RateGate
-    from connector.records import Answer, Change, Mode, Operation, Payload, SourceRecord
+    from connector.ports import Account, Calls, Input, Output, Route
+    from connector.records import Answer, SourceRecord
     from connector.settings import FlowSettings, RetrySettings
 
-__all__ = ["Account", "Calls", "Input", "Output", "Pipeline", "Route", "Tally"]
+__all__ = ["Pipeline"]
 
 _log = get_logger(__name__)
-
-
-class Input(Protocol):
-    """The Kafka source (see :class:`connector.consume.Source`)."""
-
-    def poll(self, max_records: int, timeout: float) -> list[SourceRecord]: ...
-    def assignment(self) -> list[TopicPartitionKey]: ...
-    def pause(self, tps: list[TopicPartitionKey]) -> None: ...
-    def resume(self, tps: list[TopicPartitionKey]) -> None: ...
-    def commit(self, positions: Mapping[TopicPartitionKey, int]) -> str | None: ...
-    def close(self) -> None: ...
-
-
-class Output(Protocol):
-    """The results and dead-letter writer (see :class:`connector.results.OutcomeWriter`)."""
-
-    def result(
-        self, record: SourceRecord, result: Mapping[str, Any], durable: Callable[[], None]
-    ) -> None: ...
-    def dead_letter(
-        self, record: SourceRecord, why: DeadLetter, durable: Callable[[], None]
-    ) -> None: ...
-    def poll(self) -> None: ...
-    def flush(self, timeout: float) -> bool: ...
-
-
-class Calls(Protocol):
-    """The HTTP side (see :class:`connector.submit.Submitter`)."""
-
-    in_flight: int
-
-    def submit(self, ticket: int, account: str, mode: Mode, payload: Payload) -> None: ...
-    def collect(self, timeout: float) -> list[tuple[int, Answer]]: ...
-
-
-@dataclass(frozen=True, slots=True)
-class Route:
-    """A compiled route: how records of its topics become calls of one account."""
-
-    name: str
-    account: str
-    operation: Operation
-    mode: Mode
-    on_delete: Literal["skip", "dead_letter"]
-    decode: Callable[[bytes], Any]
-    render: Callable[[Change, SourceRecord], Payload]
-
-
-@dataclass(slots=True)
-class Account:
-    """One LeadSquared account's gate and state, shared by all its routes."""
-
-    name: str
-    gate: RateGate
-    concurrency: int
-    cooldown: float  # seconds to send nothing after a throttle answer
-    in_flight: int = 0
-    rejected: str | None = None  # why LeadSquared rejects the keys (401/403), while it does
-    probe_at: float = 0.0
-
-
-@dataclass(slots=True)
-class Tally:
-    """What happened so far (SPEC §10's summary line)."""
-
-    consumed: int = 0
-    accepted: int = 0
-    dead_lettered: int = 0
-    skipped: int = 0
-    api_calls: int = 0
-    throttled: int = 0
-    retried: int = 0
-
-    @property
-    def lost(self) -> int:
-        """Consumed records with no outcome: non-zero only while work is in flight."""
-        return self.consumed - self.accepted - self.dead_lettered - self.skipped
+_PAUSED_POLL_S = 0.1
 
 
 class Pipeline:
@@ -125,6 +49,7 @@ class Pipeline:
         calls: Calls,
         retry: RetrySettings,
         flow: FlowSettings,
+        progress_interval: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
         draw: Callable[[], float] | None = None,
@@ -143,8 +68,9 @@ class Pipeline:
         self._paused = False
         self._stopping = False
         self._failed = False
-        self._next_commit = 0.0
+        self._next_commit = self._next_poll = 0.0
         self.tally = Tally()
+        self._progress = _Progress(progress_interval, clock())
 
     # -- wiring -------------------------------------------------------------------------------
 
@@ -173,14 +99,20 @@ class Pipeline:
 
     def step(self) -> None:
         """One turn of the loop."""
-        source, wait = self._source(), self._idle_wait()
-        # 1. consume (block on Kafka only when no call is out: answers must wake us otherwise)
-        records = source.poll(self._flow.poll_batch_size, 0 if self._calls.in_flight else wait)
+        source, wait, now = self._source(), self._idle_wait(), self._clock()
+        # 1. consume (block on Kafka only when no call is out: answers must wake us otherwise);
+        # while paused, only as often as the group needs (each poll hands the GIL away)
+        records = []
+        if not self._paused or now >= self._next_poll:
+            self._next_poll = now + _PAUSED_POLL_S
+            records = source.poll(self._flow.poll_batch_size, 0 if self._calls.in_flight else wait)
         # 2-4. decode → unwrap → map, into per-key lanes (or straight to an outcome)
         for record in records:
             self._intake(record)
-        # 5. answers of calls made earlier
-        for ticket, answer in self._calls.collect(0 if records else wait):
+        # 5. answers of calls made earlier (wait for them only when some are out)
+        for ticket, answer in self._calls.collect(
+            wait if self._calls.in_flight and not records else 0
+        ):
             self._settle(ticket, answer)
         # 6. rate-limit → submit
         self._dispatch()
@@ -191,6 +123,8 @@ class Pipeline:
             self._commit()
         # 9. bounded memory: pause while too much is in flight
         self._backpressure()
+        self._report_progress()
+        flush_logs()
 
     # -- rebalance (called from inside Input.poll) ---------------------------------------------
 
@@ -225,25 +159,13 @@ class Pipeline:
         route = self._routes(record.topic)
         if route is None:
             raise FatalError(f"no route for topic {record.topic!r}")
-        try:
-            change = unwrap(None if record.value is None else route.decode(record.value))
-            if isinstance(change, Skip):
-                self._skipped(record, route, change.reason)
-                return
-            if change.op == "d":
-                if route.on_delete == "skip":
-                    self._skipped(record, route, "delete")
-                    return
-                why = DeadLetter("unwrap", "delete event (on_delete: dead_letter)", "DeleteEvent")
-                self._dead_letter(record, route, why)
-                return
-            payload = route.render(change, record)
-        except RecordError as error:
-            why = DeadLetter(error.stage, error.reason, type(error).__name__)
-            self._dead_letter(record, route, why)
-            return
-        job = Job(record, route.name, route.account, payload, queued_at=self._clock())
-        self._lanes.add(job)
+        prepared = route.prepare(record)
+        if isinstance(prepared, Skip):
+            self._skipped(record, route, prepared.reason)
+        elif isinstance(prepared, DeadLetter):
+            self._dead_letter(record, route, prepared)
+        else:
+            self._lanes.add(Job(record, route.name, route.account, prepared, self._clock()))
 
     def _dispatch(self, allow: Callable[[Job], bool] | None = None) -> None:
         now = self._clock()
@@ -326,22 +248,16 @@ class Pipeline:
             _log.info("account.accepted_again", account=account.name)
             account.rejected = None
         self._lanes.finish(job)
-        record = job.record
-        result = {
-            "status": "accepted",
-            "operation": route.operation,
-            "route": route.name,
-            "account": route.account,
-            "request_id": verdict.request_id,
-            "lead_id": verdict.lead_id,
-            "source_topic": record.topic,
-            "source_partition": record.partition,
-            "source_offset": record.offset,
-            "source_timestamp": record.timestamp_ms,
-            "submitted_at": int(job.sent_wall * 1000),
-            "attempts": job.attempts,
-            "http_status": answer.status or 0,
-        }
+        accepted = Accepted(
+            route.operation,
+            route.name,
+            route.account,
+            verdict.request_id,
+            verdict.lead_id,
+            submitted_at_ms=int(job.sent_wall * 1000),
+            attempts=job.attempts,
+            http_status=answer.status or 0,
+        )
         wait = (job.first_sent_at or job.queued_at) - job.queued_at
         fields = {
             "request_id": verdict.request_id,
@@ -349,7 +265,9 @@ class Pipeline:
             "attempts": job.attempts,
             "wait_s": round(wait, 3),
         }
-        self._output.result(record, result, self._durable(record, route, "accepted", fields))
+        self._output.result(
+            job.record, accepted, self._durable(job.record, route, "accepted", fields)
+        )
 
     def _dead_letter(self, record: SourceRecord, route: Route, why: DeadLetter) -> None:
         fields = {"stage": why.stage, "reason": why.reason, "attempts": why.attempts}
@@ -410,6 +328,33 @@ class Pipeline:
             self._source().resume(self._source().assignment())
             _log.info("input.resumed", records_in_flight=pending, bytes_in_flight=size)
 
+    def _report_progress(self) -> None:
+        """Every ``progress_interval``: rates since the last line, work in flight, lag, and
+        how long the backlog will take at the current rate."""
+        last, now = self._progress, self._clock()
+        if now - last.at < last.interval:
+            return
+        tally, elapsed = self.tally, now - last.at
+        done = tally.accepted + tally.dead_lettered + tally.skipped
+        rate = (done - last.done) / elapsed
+        in_flight = self._offsets.pending()
+        backlog = self._source().lag() + in_flight
+        _log.info(
+            "progress",
+            records_per_s=round(rate, 2),
+            calls_per_s=round((tally.api_calls - last.calls) / elapsed, 2),
+            consumed=tally.consumed,
+            accepted=tally.accepted,
+            dead_lettered=tally.dead_lettered,
+            skipped=tally.skipped,
+            throttled=tally.throttled,
+            in_flight=in_flight,
+            lag=backlog,
+            eta_s=round(backlog / rate) if rate > 0 else None,
+            tokens={a.name: a.gate.free(now) for a in self._accounts.values()},
+        )
+        last.at, last.done, last.calls = now, done, tally.api_calls
+
     # -- draining -------------------------------------------------------------------------------
 
     def _drain(self, scope: set[TopicPartitionKey] | None, deadline: float) -> None:
@@ -464,6 +409,16 @@ class Pipeline:
             if account.in_flight < account.concurrency and self._lanes.ready(account.name, now):
                 wait = min(wait, account.gate.wait(now))
         return max(0.0, wait)
+
+
+@dataclass(slots=True)
+class _Progress:
+    """Where the last progress line left off."""
+
+    interval: float
+    at: float
+    done: int = 0
+    calls: int = 0
 
 
 def _names(tps: list[TopicPartitionKey]) -> list[str]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import struct
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -22,8 +23,17 @@ if TYPE_CHECKING:
 
     from connector.records import SourceRecord, Stage
 
-__all__ = ["RESULT_SCHEMA", "DeadLetter", "OutcomeWriter", "ResultEncoder", "dead_letter_headers"]
+__all__ = [
+    "RESULT_SCHEMA",
+    "Accepted",
+    "DeadLetter",
+    "OutcomeWriter",
+    "ResultEncoder",
+    "dead_letter_headers",
+    "result_value",
+]
 
+_IDLE_POLL_S = 0.1
 _TIMESTAMP = {"type": "long", "logicalType": "timestamp-millis"}
 _OPTIONAL_STRING = {"type": ["null", "string"], "default": None}
 #: The results topic's value schema; ``schemas/result.avsc`` is this, for consumers (a test checks).
@@ -62,6 +72,39 @@ class ResultEncoder:
         out.seek(len(self._prefix))
         fastavro.schemaless_writer(out, self._schema, dict(result))
         return out.getvalue()
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """What LeadSquared accepted for a record: becomes its results record."""
+
+    operation: str
+    route: str
+    account: str
+    request_id: str | None
+    lead_id: str | None
+    submitted_at_ms: int
+    attempts: int
+    http_status: int
+
+
+def result_value(record: SourceRecord, accepted: Accepted) -> dict[str, Any]:
+    """The results record of ``record`` (fields of :data:`RESULT_SCHEMA`)."""
+    return {
+        "status": "accepted",
+        "operation": accepted.operation,
+        "route": accepted.route,
+        "account": accepted.account,
+        "request_id": accepted.request_id,
+        "lead_id": accepted.lead_id,
+        "source_topic": record.topic,
+        "source_partition": record.partition,
+        "source_offset": record.offset,
+        "source_timestamp": record.timestamp_ms,
+        "submitted_at": accepted.submitted_at_ms,
+        "attempts": accepted.attempts,
+        "http_status": accepted.http_status,
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,13 +151,12 @@ class OutcomeWriter:
         self._producer = Producer(dict(producer_config))
         self._results, self._dlq, self._encode = results_topic, dead_letter_topic, encode
         self._failure: OutputError | None = None
+        self._polled = 0.0
         self.pending = 0
 
-    def result(
-        self, record: SourceRecord, result: Mapping[str, Any], durable: Callable[[], None]
-    ) -> None:
+    def result(self, record: SourceRecord, accepted: Accepted, durable: Callable[[], None]) -> None:
         """Write the results record of an accepted source record, keyed by its key."""
-        value = self._encode(result)
+        value = self._encode(result_value(record, accepted))
         self._produce(
             self._results, record, value, headers=None, outcome="accepted", durable=durable
         )
@@ -129,8 +171,12 @@ class OutcomeWriter:
         )
 
     def poll(self) -> None:
-        """Serve delivery reports; raise the first delivery failure."""
-        self._producer.poll(0)
+        """Serve delivery reports (when some are due, or every 0.1 s for the client's own
+        events: each call hands the GIL to other threads); raise the first delivery failure."""
+        now = time.monotonic()
+        if self.pending or now - self._polled >= _IDLE_POLL_S:
+            self._polled = now
+            self._producer.poll(0)
         self._raise_failure()
 
     def flush(self, timeout: float) -> bool:

@@ -47,6 +47,10 @@ def classify(answer: Answer, operation: Operation, mode: Mode) -> Verdict:
         return Verdict("retry", f"no answer: {answer.error or 'unknown error'}")
     envelope = _envelope(answer.body)
     exc_type = _text(envelope.get("ExceptionType")) or None
+    if status == HTTPStatus.OK and exc_type is None and mode == "async":  # the common case
+        request_id = _text(_get(envelope, "RequestID")).strip()
+        if request_id and _text(envelope.get("Status")).lower() not in _FAILED:
+            return Verdict("accepted", "HTTP 200", request_id=request_id)
     message = _message(envelope) or _snippet(answer.body)
     reason = f"HTTP {status}: {exc_type + ': ' if exc_type else ''}{message}"[:_REASON_MAX]
     if status == HTTPStatus.TOO_MANY_REQUESTS or _is_rate_limit(exc_type, message):

@@ -11,17 +11,17 @@ from typing import TYPE_CHECKING, Any, TextIO
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from connector.app import build_routes
-from connector.errors import LsqSinkError, RecordError
 from connector.records import Skip, SourceRecord
+from connector.results import DeadLetter
 from connector.schemas import RegistrySchemas, registry_client
 from connector.submit import endpoint
-from connector.unwrap import unwrap
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
     from pathlib import Path
 
-    from connector.pipeline import Route
+    from connector.ports import Route
+    from connector.records import Payload
     from connector.settings import Settings
 
 __all__ = ["validate"]
@@ -47,13 +47,17 @@ def validate(settings: Settings, samples: Path | None, out: TextIO, from_topics:
             for line in _schema_checks(settings, client):
                 emit(line)
         routes = build_routes(settings, RegistrySchemas(client) if client else None)
-        records: list[tuple[str, Any, Any]] = []
         if samples is not None:
-            records += list(_file_samples(samples, emit))
+            for topic, value in _file_samples(samples, emit):
+                route, record = routes(topic), SourceRecord(topic, 0, 0, None, None)
+                prepared = route.prepare_value(value, record) if route else None
+                emit(_render(settings, route, topic, prepared))
         if from_topics:
-            records += list(_topic_samples(settings, from_topics, routes))
-        for topic, decoded, raw in records:
-            emit(_render(settings, routes, topic, decoded, raw))
+            for record in _topic_samples(settings, from_topics):
+                route = routes(record.topic)
+                emit(
+                    _render(settings, route, record.topic, route.prepare(record) if route else None)
+                )
     finally:
         if client is not None:
             client.close()
@@ -78,22 +82,18 @@ def _schema_checks(settings: Settings, client: Any) -> Iterator[dict[str, Any]]:
             }
 
 
-def _file_samples(
-    path: Path, emit: Callable[[dict[str, Any]], None]
-) -> Iterator[tuple[str, Any, Any]]:
+def _file_samples(path: Path, emit: Callable[[dict[str, Any]], None]) -> Iterator[tuple[str, Any]]:
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():
             continue
         try:
             sample = json.loads(line)
-            yield str(sample["topic"]), sample.get("value"), None
+            yield str(sample["topic"]), sample.get("value")
         except (ValueError, KeyError, TypeError) as exc:
             emit({"sample": f"{path}:{number}", "error": f"not a sample record: {exc}"})
 
 
-def _topic_samples(
-    settings: Settings, count: int, routes: Callable[[str], Route | None]
-) -> Iterator[tuple[str, Any, Any]]:
+def _topic_samples(settings: Settings, count: int) -> Iterator[SourceRecord]:
     consumer = Consumer(
         settings.kafka.consumer_config()
         | {"group.id": f"{settings.kafka.group_id}-validate", "enable.partition.eof": True}
@@ -101,20 +101,18 @@ def _topic_samples(
     try:
         for route in settings.routes:
             for topic in route.topics:
-                yield from _first_records(consumer, topic, count, routes)
+                yield from _first_records(consumer, topic, count)
     finally:
         consumer.close()
 
 
-def _first_records(
-    consumer: Consumer, topic: str, count: int, routes: Callable[[str], Route | None]
-) -> Iterator[tuple[str, Any, Any]]:
+def _first_records(consumer: Consumer, topic: str, count: int) -> Iterator[SourceRecord]:
+    """Up to ``count`` records from the start of ``topic`` (read-only: nothing is committed)."""
     meta = consumer.list_topics(topic, timeout=10).topics.get(topic)
     if meta is None or meta.error is not None:
-        yield topic, None, LsqSinkError(f"topic {topic} not found")
         return
     consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in meta.partitions])
-    route, seen, ended = routes(topic), 0, 0
+    seen, ended = 0, 0
     while seen < count and ended < len(meta.partitions):
         messages = consumer.consume(count - seen, 2.0)
         if not messages:
@@ -124,43 +122,33 @@ def _first_records(
                 ended += 1
                 continue
             seen += 1
-            value = message.value()
-            try:
-                decoded = None if value is None or route is None else route.decode(value)
-            except RecordError as exc:
-                yield topic, None, exc
-            else:
-                yield topic, decoded, None
+            yield SourceRecord(
+                topic,
+                message.partition() or 0,
+                message.offset() or 0,
+                message.key(),
+                message.value(),
+            )
 
 
 def _render(
     settings: Settings,
-    routes: Callable[[str], Route | None],
+    route: Route | None,
     topic: str,
-    decoded: Any,
-    failure: Any,
+    prepared: Payload | Skip | DeadLetter | None,
 ) -> dict[str, Any]:
-    route = routes(topic)
     line: dict[str, Any] = {"sample": topic, "route": route.name if route else None}
-    if route is None:
+    if route is None or prepared is None:
         return line | {"error": "no route consumes this topic"}
-    if isinstance(failure, RecordError):
-        return line | {"stage": failure.stage, "error": failure.reason}
-    if failure is not None:
-        return line | {"error": str(failure)}
-    record = SourceRecord(topic, 0, 0, None, None)
-    try:
-        change = unwrap(decoded)
-        if isinstance(change, Skip):
-            return line | {"outcome": "skipped", "reason": change.reason}
-        payload = route.render(change, record)
-    except RecordError as exc:
-        return line | {"stage": exc.stage, "error": exc.reason}
+    if isinstance(prepared, Skip):
+        return line | {"outcome": "skipped", "reason": prepared.reason}
+    if isinstance(prepared, DeadLetter):
+        return line | {"stage": prepared.stage, "error": prepared.reason}
     account = settings.accounts[route.account]
     host = account.async_host if route.mode == "async" else account.api_host
     return line | {
-        "operation": payload.operation,
-        "url": f"{str(host).rstrip('/')}{endpoint(payload.operation, route.mode)}",
-        "params": dict(payload.params),
-        "body": payload.body,
+        "operation": prepared.operation,
+        "url": f"{str(host).rstrip('/')}{endpoint(prepared.operation, route.mode)}",
+        "params": dict(prepared.params),
+        "body": prepared.body,
     }

@@ -44,8 +44,13 @@ DEFAULT_KAFKA_IMAGE = "confluentinc/cp-kafka:7.6.0"  # testcontainers' default, 
 
 #: Tansu completes a first group join only after session.timeout.ms / 2, and detects a dead member
 #: after session.timeout.ms: a short timeout keeps tests fast (librdkafka heartbeats from its own
-#: thread, so a busy Python process does not miss them).
-_TANSU_CONSUMER = {"session.timeout.ms": "3000", "heartbeat.interval.ms": "500"}
+#: thread, so a busy Python process does not miss them). Tansu also answers a waiting fetch only
+#: when fetch.wait.max.ms expires, not when data arrives: a short wait keeps latency low.
+_TANSU_CONSUMER = {
+    "session.timeout.ms": "3000",
+    "heartbeat.interval.ms": "500",
+    "fetch.wait.max.ms": "25",
+}
 
 
 @dataclass(frozen=True, slots=True)

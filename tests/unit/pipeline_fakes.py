@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from connector.mapping import MappingSpec, compile_mapping
-from connector.pipeline import Account, Pipeline, Route
+from connector.pipeline import Pipeline
+from connector.ports import Account, Route
 from connector.ratelimit import RateGate
 from connector.records import Answer, SourceRecord
 from connector.settings import FlowSettings, RetrySettings
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
 
     from connector.offsets import TopicPartitionKey
     from connector.records import Mode, Payload
-    from connector.results import DeadLetter
+    from connector.results import Accepted, DeadLetter
 
 ACCEPTED = Answer(200, b'{"Status":"Request accepted.","RequestID":"req-1"}')
 THROTTLED = Answer(429, b'{"message":"Too Many Requests"}')
@@ -85,6 +86,9 @@ class FakeInput:
             out |= positions
         return out
 
+    def lag(self) -> int:
+        return len(self.pending)
+
     def close(self) -> None:
         self.closed = True
 
@@ -93,7 +97,7 @@ class FakeInput:
 class Written:
     kind: str  # "result" | "dead_letter"
     record: SourceRecord
-    data: Mapping[str, Any] | DeadLetter
+    data: Accepted | DeadLetter
     durable: Callable[[], None]
 
 
@@ -105,10 +109,8 @@ class FakeOutput:
     written: list[Written] = field(default_factory=list)
     unacked: list[Written] = field(default_factory=list)
 
-    def result(
-        self, record: SourceRecord, result: Mapping[str, Any], durable: Callable[[], None]
-    ) -> None:
-        self._write(Written("result", record, result, durable))
+    def result(self, record: SourceRecord, accepted: Accepted, durable: Callable[[], None]) -> None:
+        self._write(Written("result", record, accepted, durable))
 
     def dead_letter(
         self, record: SourceRecord, why: DeadLetter, durable: Callable[[], None]
@@ -155,13 +157,15 @@ class FakeCalls:
     sent: list[Sent] = field(default_factory=list)
     answers: list[tuple[int, Answer]] = field(default_factory=list)
     done: set[int] = field(default_factory=set)
+    waits: list[float] = field(default_factory=list)  # collect() timeouts, in order
     in_flight: int = 0
 
     def submit(self, ticket: int, account: str, mode: Mode, payload: Payload) -> None:
         self.in_flight += 1
         self.sent.append(Sent(ticket, account, mode, payload, self.clock()))
 
-    def collect(self, timeout: float) -> list[tuple[int, Answer]]:  # noqa: ARG002 - no waiting
+    def collect(self, timeout: float) -> list[tuple[int, Answer]]:
+        self.waits.append(timeout)
         out, self.answers = self.answers, []
         self.in_flight -= len(out)
         return out

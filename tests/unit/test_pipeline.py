@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from connector.records import Answer
-from connector.results import DeadLetter
+from connector.results import Accepted, DeadLetter
 from connector.settings import FlowSettings, RetrySettings
 from tests.unit.pipeline_fakes import (
     ACCEPTED,
@@ -29,7 +29,8 @@ def test_accepted_record_gets_a_result_and_its_offset_is_committed() -> None:
     h.turn()
     [written] = h.output.written
     assert written.kind == "result"
-    assert written.data["request_id"] == "req-1"  # type: ignore[index]
+    assert isinstance(written.data, Accepted)
+    assert (written.data.request_id, written.data.attempts) == ("req-1", 1)
     assert h.input.committed() == {("leads", 0): 1}
     assert (h.pipeline.tally.accepted, h.pipeline.tally.lost) == (1, 0)
 
@@ -257,3 +258,16 @@ def test_permanent_http_errors_dead_letter_at_submit_with_status() -> None:
         400,
         "HTTP 400: bad body",
     )
+
+
+def test_the_loop_waits_for_answers_only_while_calls_are_out() -> None:
+    """With nothing in flight the loop never blocks on answers (it would sit on new records);
+    with calls out and no new records it waits for them."""
+    h = harness()
+    h.turn()
+    assert h.calls.waits == [0]
+    h.feed(record(0, "a", "a@x.io"))
+    h.turn()  # records arrived: no waiting, the call goes out
+    h.turn()  # a call is out, no records: wait for its answer
+    assert h.calls.waits[1] == 0
+    assert h.calls.waits[2] > 0

@@ -1,0 +1,124 @@
+"""The pipeline's ports and the small state it keeps per route and account: protocols for the
+Kafka input, the outcome writer and the HTTP calls (so the loop can run against fakes in tests),
+the compiled :class:`Route` (decode → unwrap → map for one record), the per-account
+:class:`Account` and the :class:`Tally`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+from connector.errors import RecordError
+from connector.records import Skip
+from connector.results import DeadLetter
+from connector.unwrap import unwrap
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
+    from connector.offsets import TopicPartitionKey
+    from connector.ratelimit import RateGate
+    from connector.records import Answer, Change, Mode, Operation, Payload, SourceRecord
+    from connector.results import Accepted
+
+__all__ = ["Account", "Calls", "Input", "Output", "Route", "Tally"]
+
+
+class Input(Protocol):
+    """The Kafka source (see :class:`connector.consume.Source`)."""
+
+    def poll(self, max_records: int, timeout: float) -> list[SourceRecord]: ...
+    def assignment(self) -> list[TopicPartitionKey]: ...
+    def pause(self, tps: list[TopicPartitionKey]) -> None: ...
+    def resume(self, tps: list[TopicPartitionKey]) -> None: ...
+    def commit(self, positions: Mapping[TopicPartitionKey, int]) -> str | None: ...
+    def lag(self) -> int: ...
+    def close(self) -> None: ...
+
+
+class Output(Protocol):
+    """The results and dead-letter writer (see :class:`connector.results.OutcomeWriter`)."""
+
+    def result(
+        self, record: SourceRecord, accepted: Accepted, durable: Callable[[], None]
+    ) -> None: ...
+    def dead_letter(
+        self, record: SourceRecord, why: DeadLetter, durable: Callable[[], None]
+    ) -> None: ...
+    def poll(self) -> None: ...
+    def flush(self, timeout: float) -> bool: ...
+
+
+class Calls(Protocol):
+    """The HTTP side (see :class:`connector.submit.Submitter`)."""
+
+    in_flight: int
+
+    def submit(self, ticket: int, account: str, mode: Mode, payload: Payload) -> None: ...
+    def collect(self, timeout: float) -> list[tuple[int, Answer]]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """A compiled route: how records of its topics become calls of one account."""
+
+    name: str
+    account: str
+    operation: Operation
+    mode: Mode
+    on_delete: Literal["skip", "dead_letter"]
+    decode: Callable[[bytes], Any]
+    render: Callable[[Change, SourceRecord], Payload]
+
+    def prepare(self, record: SourceRecord) -> Payload | Skip | DeadLetter:
+        """decode → unwrap → map: the call to make, a skip, or why the record is dead-lettered."""
+        try:
+            value = None if record.value is None else self.decode(record.value)
+        except RecordError as error:
+            return DeadLetter(error.stage, error.reason, type(error).__name__)
+        return self.prepare_value(value, record)
+
+    def prepare_value(self, value: Any, record: SourceRecord) -> Payload | Skip | DeadLetter:
+        """unwrap → map for an already decoded value."""
+        try:
+            change = unwrap(value)
+            if isinstance(change, Skip):
+                return change
+            if change.op == "d":
+                if self.on_delete == "skip":
+                    return Skip("delete")
+                return DeadLetter("unwrap", "delete event (on_delete: dead_letter)", "DeleteEvent")
+            return self.render(change, record)
+        except RecordError as error:
+            return DeadLetter(error.stage, error.reason, type(error).__name__)
+
+
+@dataclass(slots=True)
+class Account:
+    """One LeadSquared account's gate and state, shared by all its routes."""
+
+    name: str
+    gate: RateGate
+    concurrency: int
+    cooldown: float  # seconds to send nothing after a throttle answer
+    in_flight: int = 0
+    rejected: str | None = None  # why LeadSquared rejects the keys (401/403), while it does
+    probe_at: float = 0.0
+
+
+@dataclass(slots=True)
+class Tally:
+    """What happened so far (SPEC §10's summary line)."""
+
+    consumed: int = 0
+    accepted: int = 0
+    dead_lettered: int = 0
+    skipped: int = 0
+    api_calls: int = 0
+    throttled: int = 0
+    retried: int = 0
+
+    @property
+    def lost(self) -> int:
+        """Consumed records with no outcome: non-zero only while work is in flight."""
+        return self.consumed - self.accepted - self.dead_lettered - self.skipped

@@ -1,0 +1,77 @@
+"""Docs that run: the README's settings reference covers every setting of the model, the mapping
+reference every mapping key, and ``schemas/result.avsc`` is the schema the connector writes with."""
+
+from __future__ import annotations
+
+import json
+import typing
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from connector.mapping import ActivitySpec, MappingSpec
+from connector.results import RESULT_SCHEMA
+from connector.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def _model(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        if (found := _model(arg)) is not None:
+            return found
+    return None
+
+
+def _paths(model: type[BaseModel], prefix: str) -> list[str]:
+    out = []
+    for name, field in model.model_fields.items():
+        path = f"{prefix}{name}"
+        origin, nested = typing.get_origin(field.annotation), _model(field.annotation)
+        if nested is not None and origin is list:
+            path += "[]"
+        elif nested is not None and origin is dict:
+            path += ".<name>"
+        if nested is None or nested is MappingSpec:
+            out.append(path)
+        else:
+            out += _paths(nested, f"{path}.")
+    return out
+
+
+def _documented(path: str) -> bool:
+    if f"`{path}`" in README:
+        return True
+    parent, _, leaf = path.rpartition(".")
+    return any(f"`.{leaf}`" in line and f"`{parent}." in line for line in README.splitlines())
+
+
+def test_every_setting_is_in_the_readme_reference() -> None:
+    """Each setting of the model appears in the README's settings table."""
+    missing = [path for path in _paths(Settings, "") if not _documented(path)]
+    assert missing == []
+
+
+def test_every_mapping_key_is_in_the_readme_mapping_reference() -> None:
+    """Each key of the mapping language appears in the README's mapping example."""
+    section = README[README.index("### Mapping") :]
+    names = [*MappingSpec.model_fields, *ActivitySpec.model_fields]
+    assert [name for name in names if f"{name}:" not in section] == []
+
+
+def _without_docs(schema: Any) -> Any:
+    if isinstance(schema, dict):
+        return {k: _without_docs(v) for k, v in schema.items() if k != "doc"}
+    if isinstance(schema, list):
+        return [_without_docs(item) for item in schema]
+    return schema
+
+
+def test_published_result_schema_is_the_one_written() -> None:
+    """schemas/result.avsc (with docs) is RESULT_SCHEMA, field for field."""
+    published = json.loads((ROOT / "schemas" / "result.avsc").read_text(encoding="utf-8"))
+    assert _without_docs(published) == RESULT_SCHEMA
