@@ -14,6 +14,7 @@ from confluent_kafka.schema_registry import Schema, SchemaRegistryClient, Schema
 from connector.consume import Source
 from connector.decode import Decoder
 from connector.errors import FatalError
+from connector.ledger import Ledger
 from connector.logs import Redactor, configure, get_logger
 from connector.mapping import compile_mapping
 from connector.pipeline import Pipeline
@@ -113,18 +114,26 @@ def run(settings: Settings) -> Tally:
             ResultEncoder(_result_schema_id(client, settings.output.results_topic)),
         )
         stack.callback(output.close, 5.0)
+        consumer_config = settings.kafka.consumer_config() | kafka_log
+        ledger = Ledger(
+            consumer_config,
+            (settings.output.results_topic, settings.output.dead_letter_topic),
+            settings.flow.outcome_lookback_seconds,
+            lambda warning: _log.warning("ledger.incomplete", reason=warning),
+        )
         pipeline = Pipeline(
             routes=build_routes(settings, RegistrySchemas(client) if client else None),
             accounts={name: _account(name, settings) for name in settings.accounts},
             output=output,
             calls=calls,
+            recovery=ledger,
             retry=settings.retry,
             flow=settings.flow,
             progress_interval=settings.logging.progress_interval_seconds,
         )
         pipeline.attach(
             Source(
-                settings.kafka.consumer_config() | kafka_log,
+                consumer_config,
                 settings.subscription(),
                 pipeline,
                 lambda error: _log.warning("kafka.error", error=error),

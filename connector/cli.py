@@ -79,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_FATAL
     summary = {"consumed": tally.consumed, "accepted": tally.accepted}
     summary |= {"dead_lettered": tally.dead_lettered, "skipped": tally.skipped}
+    summary |= {"recovered": tally.recovered, "ambiguous_retries": tally.ambiguous}
     summary |= {"api_calls": tally.api_calls, "throttled": tally.throttled}
     sys.stdout.write(json.dumps(summary) + "\n")
     return EXIT_OK

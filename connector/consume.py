@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
     from connector.offsets import TopicPartitionKey
 
-__all__ = ["RebalanceListener", "Source"]
+__all__ = ["RebalanceListener", "Source", "headers_of"]
 
 
 class RebalanceListener(Protocol):
@@ -32,10 +32,15 @@ def _keys(partitions: list[TopicPartition]) -> list[TopicPartitionKey]:
     return [(tp.topic, tp.partition) for tp in partitions]
 
 
-def _record(message: Message) -> SourceRecord:
+def headers_of(message: Message) -> tuple[tuple[str, bytes], ...]:
+    """A message's headers as (name, bytes) pairs, in order."""
     raw = message.headers() or []
     pairs = raw.items() if isinstance(raw, dict) else raw
-    headers = tuple((k, v.encode() if isinstance(v, str) else v or b"") for k, v in pairs)
+    return tuple((k, v.encode() if isinstance(v, str) else v or b"") for k, v in pairs)
+
+
+def _record(message: Message) -> SourceRecord:
+    headers = headers_of(message)
     kind, timestamp = message.timestamp()
     return SourceRecord(
         topic=message.topic() or "",
@@ -100,6 +105,11 @@ class Source:
         except KafkaException as exc:
             return str(exc.args[0].str() if exc.args else exc)
         return None
+
+    def committed(self, tps: list[TopicPartitionKey]) -> dict[TopicPartitionKey, int]:
+        """The group's committed offsets (negative when none) for ``tps``."""
+        offsets = self._consumer.committed([TopicPartition(t, p) for t, p in tps], timeout=10)
+        return {(tp.topic, tp.partition): tp.offset for tp in offsets}
 
     def lag(self) -> int:
         """Records not yet consumed in the assigned partitions, from the high watermarks last

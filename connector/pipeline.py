@@ -11,23 +11,22 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections import defaultdict
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from connector.errors import FatalError
 from connector.lanes import Job, Lanes
 from connector.logs import flush_logs, get_logger
-from connector.offsets import OffsetTracker, TopicPartitionKey
-from connector.ports import Tally
+from connector.outcomes import Outcomes
+from connector.progress import Progress, progress_fields
 from connector.records import Skip
-from connector.results import Accepted, DeadLetter
+from connector.results import DeadLetter
 from connector.retry import Verdict, backoff, classify
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
-    from connector.ports import Account, Calls, Input, Output, Route
+    from connector.offsets import TopicPartitionKey
+    from connector.ports import Account, Calls, Input, Output, Recovery, Route, Tally
     from connector.records import Answer, SourceRecord
     from connector.settings import FlowSettings, RetrySettings
 
@@ -47,6 +46,7 @@ class Pipeline:
         accounts: Mapping[str, Account],
         output: Output,
         calls: Calls,
+        recovery: Recovery | None = None,
         retry: RetrySettings,
         flow: FlowSettings,
         progress_interval: float = 10.0,
@@ -57,22 +57,26 @@ class Pipeline:
         import random  # noqa: PLC0415 - default jitter source only
 
         self._routes, self._accounts, self._output, self._calls = routes, accounts, output, calls
+        self._recovery = recovery
+        self._outcomes = Outcomes(output)
         self._retry, self._flow = retry, flow
         self._clock, self._wall, self._draw = clock, wall, draw or random.random
         self._input: Input | None = None
         self._lanes = Lanes()
-        self._offsets = OffsetTracker()
-        self._bytes: defaultdict[TopicPartitionKey, int] = defaultdict(int)
         self._tickets: dict[int, Job] = {}
         self._next_ticket = itertools.count()
         self._paused = False
         self._stopping = False
         self._failed = False
         self._next_commit = self._next_poll = 0.0
-        self.tally = Tally()
-        self._progress = _Progress(progress_interval, clock())
+        self._progress = Progress(progress_interval, clock())
 
     # -- wiring -------------------------------------------------------------------------------
+
+    @property
+    def tally(self) -> Tally:
+        """What happened so far."""
+        return self._outcomes.tally
 
     def attach(self, source: Input) -> None:
         """Use ``source``, which calls back :meth:`assigned`, :meth:`revoked`, :meth:`lost`."""
@@ -129,9 +133,17 @@ class Pipeline:
     # -- rebalance (called from inside Input.poll) ---------------------------------------------
 
     def assigned(self, tps: list[TopicPartitionKey]) -> None:
+        """New partitions: find their records that already have an outcome (written by an
+        owner that stopped before committing them), so they are not called again."""
         _log.info("partitions.assigned", partitions=_names(tps))
         if self._paused:
             self._source().pause(tps)
+        if self._recovery is not None and tps:
+            found = self._recovery.done(self._source().committed(tps))
+            self._outcomes.found(found)
+            if found:
+                counts = {f"{t}[{p}]": len(offsets) for (t, p), offsets in found.items()}
+                _log.info("partitions.outcomes_found", records=counts)
 
     def revoked(self, tps: list[TopicPartitionKey]) -> None:
         """Finish what is in flight for these partitions, commit it, hand back the rest."""
@@ -151,36 +163,33 @@ class Pipeline:
     # -- steps ----------------------------------------------------------------------------------
 
     def _intake(self, record: SourceRecord) -> None:
-        tp = (record.topic, record.partition)
-        if not self._offsets.add(tp, record.offset):
-            return  # delivered twice within one assignment: already being handled
-        self.tally.consumed += 1
-        self._bytes[tp] += record.size
+        if not self._outcomes.take(record):
+            return
         route = self._routes(record.topic)
         if route is None:
             raise FatalError(f"no route for topic {record.topic!r}")
         prepared = route.prepare(record)
         if isinstance(prepared, Skip):
-            self._skipped(record, route, prepared.reason)
+            self._outcomes.skipped(record, route, prepared.reason)
         elif isinstance(prepared, DeadLetter):
-            self._dead_letter(record, route, prepared)
+            self._outcomes.dead_letter(record, route, prepared)
         else:
             self._lanes.add(Job(record, route.name, route.account, prepared, self._clock()))
 
     def _dispatch(self, allow: Callable[[Job], bool] | None = None) -> None:
-        now = self._clock()
+        now, threshold = self._clock(), self._retry.outage_threshold
         for account in self._accounts.values():
-            probing = account.rejected is not None
-            if probing and now < account.probe_at:
+            rejected, down = account.rejected is not None, account.looks_down(threshold)
+            if (rejected and now < account.probe_at) or (down and now < account.down_until):
                 continue
-            while account.in_flight < account.concurrency and account.gate.wait(now) == 0:
+            limit = 1 if rejected or down else account.concurrency  # a probe at a time
+            while account.in_flight < limit and account.gate.wait(now) == 0:
                 job = self._lanes.take(account.name, now, allow)
                 if job is None:
                     break
                 self._send(job, account, now)
-                if probing:  # one call tells whether the keys work again
+                if rejected:  # one call tells whether the keys work again
                     account.probe_at = now + self._retry.auth_retry_seconds
-                    break
 
     def _send(self, job: Job, account: Account, now: float) -> None:
         account.gate.acquire(now)
@@ -205,8 +214,15 @@ class Pipeline:
         route = self._routes(job.record.topic)
         assert route is not None  # noqa: S101 - jobs only exist for routed records
         verdict = classify(answer, route.operation, route.mode)
+        if change := account.note_answer(verdict.kind == "retry", now, self._retry):
+            log = _log.warning if change == "unavailable" else _log.info
+            log(f"account.{change}", account=account.name, reason=verdict.reason)
         if verdict.kind == "accepted":
-            self._accepted(job, route, account, verdict, answer)
+            if account.rejected is not None:
+                _log.info("account.accepted_again", account=account.name)
+                account.rejected = None
+            self._lanes.finish(job)
+            self._outcomes.accepted(job, route, verdict, answer)
         elif verdict.kind == "throttled":
             self.tally.throttled += 1
             account.gate.cool_down(now, account.cooldown)
@@ -215,93 +231,58 @@ class Pipeline:
         elif verdict.kind == "auth":
             if account.rejected is None:
                 _log.error("account.rejected", account=account.name, reason=verdict.reason)
-            account.rejected, account.probe_at = (
-                verdict.reason,
-                now + self._retry.auth_retry_seconds,
-            )
+            account.rejected = verdict.reason
+            account.probe_at = now + self._retry.auth_retry_seconds
             self._lanes.later(job, account.probe_at)
-        elif verdict.kind == "retry" and job.failures + 1 < self._retry.max_attempts:
-            job.failures += 1
-            self.tally.retried += 1
-            delay = backoff(
-                job.failures,
-                self._retry.backoff_base_seconds,
-                self._retry.backoff_max_seconds,
-                self._draw,
-            )
-            _log.info("call.retry", **_where(job), reason=verdict.reason, delay_s=round(delay, 3))
-            self._lanes.later(job, now + delay)
+        elif verdict.kind == "retry":
+            self._retry_later(job, route, account, verdict, answer)
         else:
             self._lanes.finish(job)
-            exhausted = verdict.kind == "retry"
-            reason = f"retries_exhausted: {verdict.reason}" if exhausted else verdict.reason
-            error_class = "RetriesExhausted" if exhausted else "LeadSquaredRejected"
             why = DeadLetter(
-                "submit", reason, error_class, verdict.exception_type, answer.status, job.attempts
+                "submit",
+                verdict.reason,
+                "LeadSquaredRejected",
+                verdict.exception_type,
+                answer.status,
+                job.attempts,
             )
-            self._dead_letter(job.record, route, why)
+            self._outcomes.dead_letter(job.record, route, why)
 
-    def _accepted(
+    def _retry_later(
         self, job: Job, route: Route, account: Account, verdict: Verdict, answer: Answer
     ) -> None:
-        if account.rejected is not None:
-            _log.info("account.accepted_again", account=account.name)
-            account.rejected = None
-        self._lanes.finish(job)
-        accepted = Accepted(
-            route.operation,
-            route.name,
-            route.account,
-            verdict.request_id,
-            verdict.lead_id,
-            submitted_at_ms=int(job.sent_wall * 1000),
-            attempts=job.attempts,
-            http_status=answer.status or 0,
-        )
-        wait = (job.first_sent_at or job.queued_at) - job.queued_at
-        fields = {
-            "request_id": verdict.request_id,
-            "lead_id": verdict.lead_id,
-            "attempts": job.attempts,
-            "wait_s": round(wait, 3),
-        }
-        self._output.result(
-            job.record, accepted, self._durable(job.record, route, "accepted", fields)
-        )
-
-    def _dead_letter(self, record: SourceRecord, route: Route, why: DeadLetter) -> None:
-        fields = {"stage": why.stage, "reason": why.reason, "attempts": why.attempts}
-        if why.http_status is not None:
-            fields["http_status"] = why.http_status
-        self._output.dead_letter(record, why, self._durable(record, route, "dead_lettered", fields))
-
-    def _skipped(self, record: SourceRecord, route: Route, reason: str) -> None:
-        self._durable(record, route, "skipped", {"reason": reason})()
-
-    def _durable(
-        self, record: SourceRecord, route: Route, outcome: str, fields: dict[str, Any]
-    ) -> Callable[[], None]:
-        def done() -> None:
-            tp = (record.topic, record.partition)
-            setattr(self.tally, outcome, getattr(self.tally, outcome) + 1)
-            self._offsets.done(tp, record.offset)
-            if tp in self._bytes:
-                self._bytes[tp] -= record.size
-            _log.info(
-                f"record.{outcome}",
-                **_where_record(record),
-                route=route.name,
-                operation=route.operation,
-                **fields,
+        now = self._clock()
+        self.tally.retried += 1
+        if answer.maybe_sent:
+            self.tally.ambiguous += 1  # LeadSquared may have it: a retry may duplicate it
+        if account.looks_down(self._retry.outage_threshold):
+            self._lanes.later(job, account.down_until)  # an outage: not this record's fault
+            return
+        job.failures += 1
+        if job.failures >= self._retry.max_attempts:
+            self._lanes.finish(job)
+            why = DeadLetter(
+                "submit",
+                f"retries_exhausted: {verdict.reason}",
+                "RetriesExhausted",
+                verdict.exception_type,
+                answer.status,
+                job.attempts,
             )
-
-        return done
+            self._outcomes.dead_letter(job.record, route, why)
+            return
+        retry = self._retry
+        delay = backoff(
+            job.failures, retry.backoff_base_seconds, retry.backoff_max_seconds, self._draw
+        )
+        _log.info("call.retry", **_where(job), reason=verdict.reason, delay_s=round(delay, 3))
+        self._lanes.later(job, now + delay)
 
     def _commit(self, only: set[TopicPartitionKey] | None = None) -> None:
         self._next_commit = self._clock() + self._flow.commit_interval_seconds
         positions = {
             tp: offset
-            for tp, offset in self._offsets.committable().items()
+            for tp, offset in self._outcomes.offsets.committable().items()
             if only is None or tp in only
         }
         if not positions:
@@ -310,10 +291,10 @@ class Pipeline:
         if error is not None:
             _log.warning("commit.failed", error=error, partitions=_names(list(positions)))
             return
-        self._offsets.committed(positions)
+        self._outcomes.offsets.committed(positions)
 
     def _backpressure(self) -> None:
-        pending, size = self._offsets.pending(), sum(self._bytes.values())
+        pending, size = self._outcomes.pending(), self._outcomes.bytes_held()
         full = pending >= self._flow.max_in_flight_records or size >= self._flow.max_in_flight_bytes
         low = (
             pending <= 0.8 * self._flow.max_in_flight_records
@@ -329,31 +310,15 @@ class Pipeline:
             _log.info("input.resumed", records_in_flight=pending, bytes_in_flight=size)
 
     def _report_progress(self) -> None:
-        """Every ``progress_interval``: rates since the last line, work in flight, lag, and
-        how long the backlog will take at the current rate."""
+        """Every ``progress_interval``: see :func:`connector.progress.progress_fields`."""
         last, now = self._progress, self._clock()
         if now - last.at < last.interval:
             return
-        tally, elapsed = self.tally, now - last.at
-        done = tally.accepted + tally.dead_lettered + tally.skipped
-        rate = (done - last.done) / elapsed
-        in_flight = self._offsets.pending()
-        backlog = self._source().lag() + in_flight
-        _log.info(
-            "progress",
-            records_per_s=round(rate, 2),
-            calls_per_s=round((tally.api_calls - last.calls) / elapsed, 2),
-            consumed=tally.consumed,
-            accepted=tally.accepted,
-            dead_lettered=tally.dead_lettered,
-            skipped=tally.skipped,
-            throttled=tally.throttled,
-            in_flight=in_flight,
-            lag=backlog,
-            eta_s=round(backlog / rate) if rate > 0 else None,
-            tokens={a.name: a.gate.free(now) for a in self._accounts.values()},
-        )
-        last.at, last.done, last.calls = now, done, tally.api_calls
+        in_flight = self._outcomes.pending()
+        tokens = {a.name: a.gate.free(now) for a in self._accounts.values()}
+        lag = self._source().lag()
+        fields = progress_fields(self.tally, last, now, in_flight=in_flight, lag=lag, tokens=tokens)
+        _log.info("progress", **fields)
 
     # -- draining -------------------------------------------------------------------------------
 
@@ -366,15 +331,15 @@ class Pipeline:
             return scope is None or tp in scope
 
         def fills_a_gap(job: Job) -> bool:
-            highest = self._offsets.highest_done_beyond_watermark(job.tp)
+            highest = self._outcomes.offsets.highest_done_beyond_watermark(job.tp)
             return in_scope(job.tp) and highest is not None and job.record.offset < highest
 
         while self._clock() < deadline:
             self._dispatch(fills_a_gap)
             busy = any(in_scope(job.tp) for job in self._tickets.values() if not job.dropped)
             if not busy and not any(
-                self._offsets.highest_done_beyond_watermark(tp) is not None
-                for tp in self._offsets.partitions()
+                self._outcomes.offsets.highest_done_beyond_watermark(tp) is not None
+                for tp in self._outcomes.offsets.partitions()
                 if in_scope(tp)
             ):
                 break
@@ -389,9 +354,7 @@ class Pipeline:
         for job in self._tickets.values():
             if job.tp in tps:
                 job.dropped = True
-        self._offsets.forget(tps)
-        for tp in tps:
-            self._bytes.pop(tp, None)
+        self._outcomes.forget(tps)
 
     # -- helpers --------------------------------------------------------------------------------
 
@@ -411,23 +374,10 @@ class Pipeline:
         return max(0.0, wait)
 
 
-@dataclass(slots=True)
-class _Progress:
-    """Where the last progress line left off."""
-
-    interval: float
-    at: float
-    done: int = 0
-    calls: int = 0
-
-
 def _names(tps: list[TopicPartitionKey]) -> list[str]:
     return [f"{topic}[{partition}]" for topic, partition in sorted(tps)]
 
 
-def _where_record(record: SourceRecord) -> dict[str, Any]:
-    return {"topic": record.topic, "partition": record.partition, "offset": record.offset}
-
-
 def _where(job: Job) -> dict[str, Any]:
-    return _where_record(job.record)
+    record = job.record
+    return {"topic": record.topic, "partition": record.partition, "offset": record.offset}

@@ -20,8 +20,9 @@ if TYPE_CHECKING:
     from connector.ratelimit import RateGate
     from connector.records import Answer, Change, Mode, Operation, Payload, SourceRecord
     from connector.results import Accepted
+    from connector.settings import RetrySettings
 
-__all__ = ["Account", "Calls", "Input", "Output", "Route", "Tally"]
+__all__ = ["Account", "Calls", "Input", "Output", "Recovery", "Route", "Tally"]
 
 
 class Input(Protocol):
@@ -32,6 +33,7 @@ class Input(Protocol):
     def pause(self, tps: list[TopicPartitionKey]) -> None: ...
     def resume(self, tps: list[TopicPartitionKey]) -> None: ...
     def commit(self, positions: Mapping[TopicPartitionKey, int]) -> str | None: ...
+    def committed(self, tps: list[TopicPartitionKey]) -> dict[TopicPartitionKey, int]: ...
     def lag(self) -> int: ...
     def close(self) -> None: ...
 
@@ -47,6 +49,14 @@ class Output(Protocol):
     ) -> None: ...
     def poll(self) -> None: ...
     def flush(self, timeout: float) -> bool: ...
+
+
+class Recovery(Protocol):
+    """Finds records that already have an outcome (see :class:`connector.ledger.Ledger`)."""
+
+    def done(
+        self, committed: Mapping[TopicPartitionKey, int]
+    ) -> dict[TopicPartitionKey, set[int]]: ...
 
 
 class Calls(Protocol):
@@ -104,6 +114,30 @@ class Account:
     in_flight: int = 0
     rejected: str | None = None  # why LeadSquared rejects the keys (401/403), while it does
     probe_at: float = 0.0
+    failures_in_a_row: int = 0  # transient failures (5xx, timeouts, refused connections)
+    down_until: float = 0.0  # while it looks down: the next probe, not before
+
+    def looks_down(self, threshold: int) -> bool:
+        """Whether so many calls failed in a row that LeadSquared looks unavailable."""
+        return self.failures_in_a_row >= threshold
+
+    def note_answer(self, transient_failure: bool, now: float, retry: RetrySettings) -> str | None:
+        """Track LeadSquared's health from one answer: transient failures in a row mean it looks
+        down, and then only one probe at a time goes out, at growing intervals (at most
+        ``retry.probe_max_seconds``), until any other answer shows it is back. Returns the
+        change to log, if any: ``"unavailable"`` or ``"available_again"``."""
+        threshold = retry.outage_threshold
+        if not transient_failure:
+            was_down = self.looks_down(threshold)
+            self.failures_in_a_row, self.down_until = 0, 0.0
+            return "available_again" if was_down else None
+        self.failures_in_a_row += 1
+        if not self.looks_down(threshold):
+            return None
+        probes = self.failures_in_a_row - threshold
+        pause = retry.backoff_base_seconds * 2.0 ** min(probes, 30)
+        self.down_until = now + min(retry.probe_max_seconds, pause)
+        return "unavailable" if probes == 0 else None
 
 
 @dataclass(slots=True)
@@ -114,11 +148,14 @@ class Tally:
     accepted: int = 0
     dead_lettered: int = 0
     skipped: int = 0
+    recovered: int = 0  # outcome written before a restart: not called again
     api_calls: int = 0
     throttled: int = 0
     retried: int = 0
+    ambiguous: int = 0  # calls retried although LeadSquared may have received them
 
     @property
     def lost(self) -> int:
         """Consumed records with no outcome: non-zero only while work is in flight."""
-        return self.consumed - self.accepted - self.dead_lettered - self.skipped
+        done = self.accepted + self.dead_lettered + self.skipped + self.recovered
+        return self.consumed - done

@@ -15,6 +15,7 @@ import fastavro
 from confluent_kafka import KafkaError, Producer
 
 from connector.errors import OutputError
+from connector.ledger import SOURCE_HEADERS
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -157,8 +158,12 @@ class OutcomeWriter:
     def result(self, record: SourceRecord, accepted: Accepted, durable: Callable[[], None]) -> None:
         """Write the results record of an accepted source record, keyed by its key."""
         value = self._encode(result_value(record, accepted))
+        source = (record.topic, str(record.partition), str(record.offset))
+        headers: Headers = [
+            (name, v.encode()) for name, v in zip(SOURCE_HEADERS, source, strict=True)
+        ]
         self._produce(
-            self._results, record, value, headers=None, outcome="accepted", durable=durable
+            self._results, record, value, headers=headers, outcome="accepted", durable=durable
         )
 
     def dead_letter(

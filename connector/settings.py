@@ -189,6 +189,8 @@ class RetrySettings(_Model):
     backoff_max_seconds: float = Field(60.0, gt=0)
     throttle_cooldown_seconds: float | None = Field(None, gt=0)  # default: the account's window
     auth_retry_seconds: float = Field(60.0, gt=0)  # how often a rejected account is probed
+    outage_threshold: int = Field(3, ge=1)  # transient failures in a row: LeadSquared looks down
+    probe_max_seconds: float = Field(10.0, gt=0)  # longest pause between probes while it is
 
 
 class FlowSettings(_Model):
@@ -199,6 +201,7 @@ class FlowSettings(_Model):
     poll_batch_size: int = Field(500, ge=1)
     commit_interval_seconds: float = Field(1.0, gt=0)
     shutdown_grace_seconds: float = Field(25.0, ge=0)
+    outcome_lookback_seconds: float = Field(900.0, ge=0)  # outcomes read back on assignment
 
 
 class LogSettings(_Model):

@@ -110,6 +110,8 @@ def test_mixed_stream_end_to_end(
         "accepted": scenario.count("accepted"),
         "dead_lettered": scenario.count("dead_lettered"),
         "skipped": scenario.count("skipped"),
+        "recovered": 0,
+        "ambiguous_retries": 0,
         "api_calls": stats.calls,
         "throttled": 0,
     }

@@ -79,7 +79,7 @@ class FakeInput:
         self.commits.append(dict(positions))
         return None
 
-    def committed(self) -> dict[TopicPartitionKey, int]:
+    def committed_positions(self) -> dict[TopicPartitionKey, int]:
         """The latest committed offset of each partition."""
         out: dict[TopicPartitionKey, int] = {}
         for positions in self.commits:
@@ -88,6 +88,10 @@ class FakeInput:
 
     def lag(self) -> int:
         return len(self.pending)
+
+    def committed(self, tps: list[TopicPartitionKey]) -> dict[TopicPartitionKey, int]:
+        latest = self.committed_positions()
+        return {tp: latest.get(tp, -1001) for tp in tps}
 
     def close(self) -> None:
         self.closed = True
@@ -226,6 +230,18 @@ def route() -> Route:
 
 
 @dataclass
+class FakeRecovery:
+    """Outcomes "found" in the results topic, per partition."""
+
+    found: dict[TopicPartitionKey, set[int]]
+    asked: list[dict[TopicPartitionKey, int]] = field(default_factory=list)
+
+    def done(self, committed: Mapping[TopicPartitionKey, int]) -> dict[TopicPartitionKey, set[int]]:
+        self.asked.append(dict(committed))
+        return {tp: set(offsets) for tp, offsets in self.found.items() if tp in committed}
+
+
+@dataclass
 class Harness:
     pipeline: Pipeline
     input: FakeInput
@@ -255,6 +271,7 @@ def harness(
     retry: RetrySettings | None = None,
     flow: FlowSettings | None = None,
     auto_ack: bool = True,
+    recovered: dict[TopicPartitionKey, set[int]] | None = None,
 ) -> Harness:
     clock = Clock()
     account = Account("main", RateGate(calls, window, margin=0.0), concurrency, cooldown=window)
@@ -265,6 +282,7 @@ def harness(
         accounts={"main": account},
         output=output,
         calls=fake_calls,
+        recovery=FakeRecovery(recovered or {}),
         retry=retry or RetrySettings(),
         flow=flow or FlowSettings(commit_interval_seconds=0.001),
         clock=clock,

@@ -24,14 +24,14 @@ def test_accepted_record_gets_a_result_and_its_offset_is_committed() -> None:
     h.feed(record(0, "a", "a@x.io"))
     h.turn()
     assert len(h.calls.sent) == 1
-    assert h.input.committed() == {}
+    assert h.input.committed_positions() == {}
     h.calls.answer(ACCEPTED)
     h.turn()
     [written] = h.output.written
     assert written.kind == "result"
     assert isinstance(written.data, Accepted)
     assert (written.data.request_id, written.data.attempts) == ("req-1", 1)
-    assert h.input.committed() == {("leads", 0): 1}
+    assert h.input.committed_positions() == {("leads", 0): 1}
     assert (h.pipeline.tally.accepted, h.pipeline.tally.lost) == (1, 0)
 
 
@@ -46,10 +46,10 @@ def test_no_commit_before_the_result_is_acknowledged() -> None:
     assert len(h.output.unacked) == 2
     h.output.ack(lambda w: w.record.offset == 1)
     h.turn()
-    assert h.input.committed() == {}
+    assert h.input.committed_positions() == {}
     h.output.ack(lambda _: True)
     h.turn()
-    assert h.input.committed() == {("leads", 0): 2}
+    assert h.input.committed_positions() == {("leads", 0): 2}
 
 
 def test_every_consumed_record_gets_exactly_one_outcome() -> None:
@@ -71,7 +71,7 @@ def test_every_consumed_record_gets_exactly_one_outcome() -> None:
     tally = h.pipeline.tally
     assert (tally.consumed, tally.accepted, tally.dead_lettered, tally.skipped) == (5, 1, 2, 2)
     assert tally.lost == 0
-    assert h.input.committed() == {("leads", 0): 5}
+    assert h.input.committed_positions() == {("leads", 0): 5}
     mx = next(w.data for w in h.output.written if w.record.offset == 4)
     assert isinstance(mx, DeadLetter)
     assert (mx.stage, mx.exception_type, mx.http_status) == (
@@ -150,21 +150,65 @@ def test_input_pauses_when_too_much_is_in_flight_and_resumes_below() -> None:
     assert (h.input.paused, h.pipeline.tally.consumed) == ({("leads", 0)}, 20)
 
 
-def test_transient_failures_retry_with_backoff_then_dead_letter() -> None:
-    """5xx answers are retried up to max_attempts, then dead-lettered as retries_exhausted."""
+def test_a_record_failing_while_others_succeed_is_dead_lettered_after_max_attempts() -> None:
+    """A record whose calls keep failing (5xx) while other calls succeed is retried with backoff
+    up to max_attempts, then dead-lettered as retries_exhausted."""
     h = harness(retry=RetrySettings(max_attempts=3, backoff_base_seconds=1.0))
-    h.feed(record(0, "a", "a@x.io"))
-    for _ in range(3):
+    h.feed(record(0, "bad", "bad@x.io"))
+    for i in range(3):
         h.turn()
-        h.calls.answer(UNAVAILABLE)
+        h.calls.answer(UNAVAILABLE, lambda s: s.payload.body[0]["Value"] == "bad@x.io")  # type: ignore[index]
+        h.feed(record(i + 1, f"ok{i}", f"ok{i}@x.io"))
+        h.turn()
+        h.calls.answer(ACCEPTED, lambda s: s.payload.body[0]["Value"] != "bad@x.io")  # type: ignore[index]
         h.turn()
         h.clock.advance(10)
     h.turn()
-    assert len(h.calls.sent) == 3
-    [written] = h.output.written
-    assert isinstance(written.data, DeadLetter)
-    assert written.data.reason.startswith("retries_exhausted: HTTP 503")
-    assert (written.data.error_class, written.data.attempts) == ("RetriesExhausted", 3)
+    assert h.calls.emails.count("bad@x.io") == 3
+    bad = next(w for w in h.output.written if w.record.offset == 0)
+    assert isinstance(bad.data, DeadLetter)
+    assert bad.data.reason.startswith("retries_exhausted: HTTP 503")
+    assert (bad.data.error_class, bad.data.attempts) == ("RetriesExhausted", 3)
+
+
+def test_an_outage_holds_records_probes_and_recovers_without_dead_letters() -> None:
+    """When every call fails, LeadSquared counts as down: records are not dead-lettered however
+    long it lasts, one probe at a time goes out at growing intervals (at most probe_max), and
+    everything is delivered once it answers again."""
+    retry = RetrySettings(max_attempts=2, backoff_base_seconds=1.0, probe_max_seconds=4.0)
+    h = harness(retry=retry)
+    h.feed(*(record(i, f"k{i}", f"l{i}@x.io") for i in range(6)))
+    h.turn()
+    assert len(h.calls.sent) == 4  # concurrency 4
+    for _ in range(20):  # a long outage: 20 rounds of failures
+        h.calls.answer(UNAVAILABLE)
+        h.turn()
+        assert h.calls.in_flight <= 1  # only a probe is ever out
+        h.clock.advance(4.0)
+        h.turn()
+    assert h.output.written == []
+    assert h.account.looks_down(3)
+    h.calls.answer(ACCEPTED)  # LeadSquared is back
+    for _ in range(10):
+        h.turn()
+        h.calls.answer(ACCEPTED)
+        h.clock.advance(1.0)
+    assert h.output.kinds() == dict.fromkeys(range(6), "result")
+    assert not h.account.looks_down(3)
+
+
+def test_records_with_outcomes_from_before_a_restart_are_not_called_again() -> None:
+    """On assignment, offsets past the commit that already have an outcome (found by the
+    recovery port) are marked done without a call, and commits move past them."""
+    h = harness(recovered={("leads", 0): {1, 2}})
+    h.feed(*(record(i, f"k{i}", f"l{i}@x.io") for i in range(4)))
+    h.pipeline.assigned([("leads", 0)])
+    h.turn()
+    assert h.calls.emails == ["l0@x.io", "l3@x.io"]
+    h.calls.answer(ACCEPTED)
+    h.turn()
+    assert h.input.committed_positions() == {("leads", 0): 4}
+    assert (h.pipeline.tally.recovered, h.pipeline.tally.lost) == (2, 0)
 
 
 def test_rejected_keys_hold_the_account_without_dead_letters_or_commits() -> None:
@@ -177,7 +221,7 @@ def test_rejected_keys_hold_the_account_without_dead_letters_or_commits() -> Non
     assert h.account.rejected == "HTTP 403: Forbidden"
     h.clock.advance(29)
     h.turn()
-    assert (len(h.calls.sent), h.output.written, h.input.committed()) == (2, [], {})
+    assert (len(h.calls.sent), h.output.written, h.input.committed_positions()) == (2, [], {})
     h.clock.advance(1)
     h.turn()
     assert len(h.calls.sent) == 3  # a single probe
@@ -187,7 +231,7 @@ def test_rejected_keys_hold_the_account_without_dead_letters_or_commits() -> Non
     assert not h.account.rejected  # cleared by the accepted probe
     h.calls.answer(ACCEPTED)
     h.turn()
-    assert h.input.committed() == {("leads", 0): 2}
+    assert h.input.committed_positions() == {("leads", 0): 2}
 
 
 def test_revoke_finishes_calls_in_flight_commits_and_hands_back_the_rest() -> None:
@@ -198,7 +242,7 @@ def test_revoke_finishes_calls_in_flight_commits_and_hands_back_the_rest() -> No
     h.turn()
     h.calls.answer(ACCEPTED)  # the answer arrives while the revoke waits
     h.pipeline.revoked([("leads", 0)])
-    assert h.input.committed() == {("leads", 0): 1}
+    assert h.input.committed_positions() == {("leads", 0): 1}
     assert len(h.calls.sent) == 1
     h.feed()
     h.turn()
@@ -226,7 +270,7 @@ def test_shutdown_fills_gaps_so_done_records_are_committed() -> None:
     h.calls.collect = answer_next  # type: ignore[method-assign]
     h.pipeline.run()
     assert h.calls.emails == ["first@x.io", "j@x.io", "second@x.io"]
-    assert h.input.committed() == {("leads", 0): 3}
+    assert h.input.committed_positions() == {("leads", 0): 3}
     assert h.input.closed
 
 
@@ -238,10 +282,10 @@ def test_commit_failure_is_retried_on_the_next_turn() -> None:
     h.input.commit_error = "REBALANCE_IN_PROGRESS"
     h.calls.answer(ACCEPTED)
     h.turn()
-    assert h.input.committed() == {}
+    assert h.input.committed_positions() == {}
     h.input.commit_error = None
     h.turn()
-    assert h.input.committed() == {("leads", 0): 1}
+    assert h.input.committed_positions() == {("leads", 0): 1}
 
 
 def test_permanent_http_errors_dead_letter_at_submit_with_status() -> None:

@@ -1,0 +1,108 @@
+"""[I/O] Outcomes already written, read back from the results and dead-letter topics. When
+partitions are assigned, the records past their committed offsets that already have an outcome (a
+crash or a lost partition cut the previous owner off before it could commit them) are found, so
+they are not called again: a restart repeats only the calls that were in flight. Results records
+carry their source in ``lsq.source.*`` headers, dead letters in ``__connect.errors.*`` ones."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+
+from connector.consume import headers_of
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
+    from confluent_kafka import Message
+
+    from connector.offsets import TopicPartitionKey
+
+__all__ = ["SOURCE_HEADERS", "Ledger", "source_of"]
+
+#: Headers of a results record naming its source record.
+SOURCE_HEADERS = ("lsq.source.topic", "lsq.source.partition", "lsq.source.offset")
+_DLQ_HEADERS = ("__connect.errors.topic", "__connect.errors.partition", "__connect.errors.offset")
+
+
+def source_of(headers: Mapping[str, bytes]) -> tuple[str, int, int] | None:
+    """The (topic, partition, offset) an outcome record is about, from its headers."""
+    for names in (SOURCE_HEADERS, _DLQ_HEADERS):
+        if all(name in headers for name in names):
+            try:
+                topic, partition, offset = (headers[name].decode() for name in names)
+                return topic, int(partition), int(offset)
+            except (UnicodeDecodeError, ValueError):
+                return None
+    return None
+
+
+class Ledger:
+    """Reads outcome records written in the last ``lookback_s`` seconds (0 turns it off)."""
+
+    def __init__(
+        self,
+        consumer_config: Mapping[str, Any],
+        topics: tuple[str, str],
+        lookback_s: float,
+        warn: Callable[[str], None],
+        timeout_s: float = 30.0,
+    ) -> None:
+        self._config = {
+            **consumer_config,
+            "group.id": f"{consumer_config.get('group.id', 'lsq-sink')}-ledger",
+            "enable.partition.eof": True,
+            "enable.auto.commit": False,
+        }
+        self._topics, self._lookback_s, self._warn, self._timeout_s = (
+            topics,
+            lookback_s,
+            warn,
+            timeout_s,
+        )
+
+    def done(self, committed: Mapping[TopicPartitionKey, int]) -> dict[TopicPartitionKey, set[int]]:
+        """Offsets at or past ``committed`` (per partition) that already have an outcome."""
+        if self._lookback_s <= 0 or not committed:
+            return {}
+        found: dict[TopicPartitionKey, set[int]] = {}
+        consumer = Consumer(self._config)
+        try:
+            for message in self._read(consumer):
+                source = source_of(dict(headers_of(message)))
+                if source is None:
+                    continue
+                tp, offset = (source[0], source[1]), source[2]
+                if tp in committed and offset >= committed[tp]:
+                    found.setdefault(tp, set()).add(offset)
+        except KafkaException as exc:
+            self._warn(f"cannot read back outcomes (calls may repeat after a restart): {exc}")
+        finally:
+            consumer.close()
+        return found
+
+    def _read(self, consumer: Consumer) -> list[Message]:
+        since_ms = int((time.time() - self._lookback_s) * 1000)
+        parts = []
+        for topic in self._topics:
+            meta = consumer.list_topics(topic, timeout=10).topics.get(topic)
+            if meta is not None and meta.error is None:
+                parts += [TopicPartition(topic, p, since_ms) for p in meta.partitions]
+        starts = [tp for tp in consumer.offsets_for_times(parts, timeout=10) if tp.offset >= 0]
+        if not starts:
+            return []
+        consumer.assign(starts)
+        pending, out = {(tp.topic, tp.partition) for tp in starts}, []
+        deadline = time.monotonic() + self._timeout_s
+        while pending and time.monotonic() < deadline:
+            for message in consumer.consume(500, 0.5):
+                error = message.error()
+                if error is None:
+                    out.append(message)
+                elif error.code() == KafkaError._PARTITION_EOF:
+                    pending.discard((message.topic() or "", message.partition() or 0))
+        if pending:
+            self._warn(f"outcomes read back only partly within {self._timeout_s} s")
+        return out

@@ -1,0 +1,122 @@
+"""Every consumed record's outcome (SPEC §2.2): accepted, dead-lettered, skipped, or recovered
+(its outcome was written before a restart). Outcomes are written through the output port; once the
+broker acknowledged one, its offset is marked done for commits, and it is counted and logged, one
+line per record. Also keeps the bytes held per partition, for the in-flight bound."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import TYPE_CHECKING, Any
+
+from connector.logs import get_logger
+from connector.offsets import OffsetTracker
+from connector.ports import Tally
+from connector.results import Accepted
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from connector.lanes import Job
+    from connector.offsets import TopicPartitionKey
+    from connector.ports import Output, Route
+    from connector.records import Answer, SourceRecord
+    from connector.results import DeadLetter
+    from connector.retry import Verdict
+
+__all__ = ["Outcomes"]
+
+_log = get_logger(__name__)
+
+
+class Outcomes:
+    """Tracks consumed records until their outcomes are durable."""
+
+    def __init__(self, output: Output) -> None:
+        self._output = output
+        self.offsets = OffsetTracker()
+        self.tally = Tally()
+        self._bytes: defaultdict[TopicPartitionKey, int] = defaultdict(int)
+        self._recovered: dict[TopicPartitionKey, set[int]] = {}
+
+    def take(self, record: SourceRecord) -> bool:
+        """Start tracking a consumed record; ``False`` when it needs no work: delivered twice
+        within one assignment, or its outcome was written before a restart."""
+        tp = (record.topic, record.partition)
+        if not self.offsets.add(tp, record.offset):
+            return False
+        self.tally.consumed += 1
+        self._bytes[tp] += record.size
+        if record.offset in self._recovered.get(tp, ()):
+            self._recovered[tp].discard(record.offset)
+            reason = "its outcome was written before a restart"
+            self._durable(record, None, "recovered", {"reason": reason})()
+            return False
+        return True
+
+    def found(self, done: dict[TopicPartitionKey, set[int]]) -> None:
+        """Offsets of newly assigned partitions that already have an outcome."""
+        self._recovered.update(done)
+
+    def accepted(self, job: Job, route: Route, verdict: Verdict, answer: Answer) -> None:
+        """Write the results record of an accepted call."""
+        accepted = Accepted(
+            route.operation,
+            route.name,
+            route.account,
+            verdict.request_id,
+            verdict.lead_id,
+            submitted_at_ms=int(job.sent_wall * 1000),
+            attempts=job.attempts,
+            http_status=answer.status or 0,
+        )
+        fields = {
+            "request_id": verdict.request_id,
+            "lead_id": verdict.lead_id,
+            "attempts": job.attempts,
+            "wait_s": round((job.first_sent_at or job.queued_at) - job.queued_at, 3),
+        }
+        done = self._durable(job.record, route, "accepted", fields)
+        self._output.result(job.record, accepted, done)
+
+    def dead_letter(self, record: SourceRecord, route: Route, why: DeadLetter) -> None:
+        """Write the record to the dead-letter topic with the reason."""
+        fields: dict[str, Any] = {"stage": why.stage, "reason": why.reason}
+        fields |= {"attempts": why.attempts}
+        if why.http_status is not None:
+            fields["http_status"] = why.http_status
+        self._output.dead_letter(record, why, self._durable(record, route, "dead_lettered", fields))
+
+    def skipped(self, record: SourceRecord, route: Route, reason: str) -> None:
+        """A record that needs nothing (tombstone, delete by default): done at once."""
+        self._durable(record, route, "skipped", {"reason": reason})()
+
+    def pending(self) -> int:
+        """Records consumed without a durable outcome yet."""
+        return self.offsets.pending()
+
+    def bytes_held(self) -> int:
+        """Bytes of those records."""
+        return sum(self._bytes.values())
+
+    def forget(self, tps: list[TopicPartitionKey]) -> None:
+        """Partitions no longer owned: drop their state (their outcomes change nothing now)."""
+        self.offsets.forget(tps)
+        for tp in tps:
+            self._bytes.pop(tp, None)
+            self._recovered.pop(tp, None)
+
+    def _durable(
+        self, record: SourceRecord, route: Route | None, outcome: str, fields: dict[str, Any]
+    ) -> Callable[[], None]:
+        def done() -> None:
+            tp = (record.topic, record.partition)
+            setattr(self.tally, outcome, getattr(self.tally, outcome) + 1)
+            self.offsets.done(tp, record.offset)
+            if tp in self._bytes:
+                self._bytes[tp] -= record.size
+            if route is not None:
+                fields.update(route=route.name, operation=route.operation)
+            where = {"topic": record.topic, "partition": record.partition, "offset": record.offset}
+            _log.info(f"record.{outcome}", **where, **fields)
+
+        return done
