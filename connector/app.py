@@ -7,13 +7,14 @@ import contextlib
 import json
 import logging
 import signal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from confluent_kafka import KafkaException
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient, SchemaRegistryError
 
 from connector.consume import Source
 from connector.decode import Decoder
-from connector.errors import FatalError
+from connector.errors import ConfigError, FatalError
 from connector.ledger import Ledger
 from connector.logs import Redactor, configure, get_logger
 from connector.mapping import compile_mapping
@@ -22,6 +23,7 @@ from connector.ports import Account, Route, Tally
 from connector.ratelimit import RateGate
 from connector.results import RESULT_SCHEMA, OutcomeWriter, ResultEncoder
 from connector.schemas import RegistrySchemas, load_avsc, registry_client
+from connector.secrets import secret_values
 from connector.submit import Submitter
 
 if TYPE_CHECKING:
@@ -30,21 +32,10 @@ if TYPE_CHECKING:
     from connector.decode import WriterSchemas
     from connector.settings import RouteSettings, Settings
 
-__all__ = ["build_routes", "run", "secret_values"]
+__all__ = ["build_routes", "run"]
 
 _log = get_logger(__name__)
-
-
-def secret_values(settings: Settings) -> list[str]:
-    """Every secret in the settings, for masking in logs."""
-    secrets = [settings.kafka.sasl_password]
-    for account in settings.accounts.values():
-        secrets += [account.access_key, account.secret_key, account.api_key]
-    if settings.schema_registry is not None:
-        secrets.append(settings.schema_registry.basic_auth_user_info)
-    values = [secret.get_secret_value() for secret in secrets if secret is not None]
-    # a registry's user:password may also show up as the password alone
-    return values + [value.partition(":")[2] for value in values if ":" in value]
+T = TypeVar("T")
 
 
 def _route(route: RouteSettings, schemas: WriterSchemas | None) -> Route:
@@ -85,8 +76,10 @@ def _result_schema_id(client: SchemaRegistryClient | None, topic: str) -> int | 
         return None
     try:
         return client.register_schema(f"{topic}-value", Schema(json.dumps(RESULT_SCHEMA), "AVRO"))
-    except (SchemaRegistryError, OSError, ValueError) as exc:
-        raise FatalError(f"cannot register the results schema: {exc}") from exc
+    except SchemaRegistryError as exc:
+        raise FatalError(f"the schema registry refused the results schema: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - the client's transport errors have no common base
+        raise FatalError(f"cannot reach the schema registry: {type(exc).__name__}: {exc}") from None
 
 
 def _registry(settings: Settings) -> SchemaRegistryClient | None:
@@ -107,11 +100,16 @@ def run(settings: Settings) -> Tally:
         if client is not None:
             stack.callback(client.close)
         calls = stack.enter_context(contextlib.closing(Submitter(settings.accounts)))
-        output = OutcomeWriter(
-            settings.kafka.producer_config() | kafka_log,
-            settings.output.results_topic,
-            settings.output.dead_letter_topic,
-            ResultEncoder(_result_schema_id(client, settings.output.results_topic)),
+        encoder = ResultEncoder(_result_schema_id(client, settings.output.results_topic))
+        output = _kafka_client(
+            "producer",
+            lambda: OutcomeWriter(
+                settings.kafka.producer_config() | kafka_log,
+                settings.output.results_topic,
+                settings.output.dead_letter_topic,
+                encoder,
+                settings.flow.stall_warning_seconds,
+            ),
         )
         stack.callback(output.close, 5.0)
         consumer_config = settings.kafka.consumer_config() | kafka_log
@@ -131,19 +129,30 @@ def run(settings: Settings) -> Tally:
             flow=settings.flow,
             progress_interval=settings.logging.progress_interval_seconds,
         )
-        pipeline.attach(
-            Source(
+        source = _kafka_client(
+            "consumer",
+            lambda: Source(
                 consumer_config,
                 settings.subscription(),
                 pipeline,
                 lambda error: _log.warning("kafka.error", error=error),
-            )
+            ),
         )
+        pipeline.attach(source)
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: pipeline.request_stop())
         _log.info("connector.started", routes=[route.name for route in settings.routes])
         pipeline.run()
         return pipeline.tally
+
+
+def _kafka_client(section: str, make: Callable[[], T]) -> T:
+    """Build a Kafka client; settings librdkafka refuses are a configuration error."""
+    try:
+        return make()
+    except KafkaException as exc:
+        error = exc.args[0].str() if exc.args else str(exc)
+        raise ConfigError(f"kafka.{section}: librdkafka refused the settings: {error}") from None
 
 
 def _account(name: str, settings: Settings) -> Account:

@@ -11,6 +11,8 @@ from pathlib import Path
 from connector import __version__
 from connector.config import load_settings
 from connector.errors import ConfigError, FatalError
+from connector.logs import mask, secret_forms
+from connector.secrets import secret_values
 
 __all__ = ["main"]
 
@@ -62,8 +64,10 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "demo":
         return _demo()
+    secrets: list[str] = []
     try:
         settings = load_settings(args.config, args.secrets_dir)
+        secrets = secret_forms(secret_values(settings))
         if args.command == "validate":
             from connector.validate import validate  # noqa: PLC0415 - only this command needs it
 
@@ -72,10 +76,10 @@ def main(argv: list[str] | None = None) -> int:
 
         tally = run(settings)
     except ConfigError as exc:
-        sys.stderr.write(f"lsq-sink: configuration error: {exc}\n")
+        sys.stderr.write(f"lsq-sink: configuration error: {mask(str(exc), secrets)}\n")
         return EXIT_CONFIG
     except FatalError as exc:
-        sys.stderr.write(f"lsq-sink: stopped: {exc}\n")
+        sys.stderr.write(f"lsq-sink: stopped: {mask(str(exc), secrets)}\n")
         return EXIT_FATAL
     summary = {"consumed": tally.consumed, "accepted": tally.accepted}
     summary |= {"dead_lettered": tally.dead_lettered, "skipped": tally.skipped}

@@ -9,9 +9,9 @@ and reason of a record that goes to the dead-letter topic, or why the whole conn
     │   ├── DecodeError         stage "decode": not wire format, unknown schema id, bad Avro
     │   ├── UnwrapError         stage "unwrap": not a change envelope this connector understands
     │   └── MappingError        stage "map": the mapping cannot produce a valid payload
-    ├── SchemaSourceError       writer schemas cannot be fetched (registry down): retry, then stop
     └── FatalError              the connector must stop without committing further
-        └── OutputError         a results or dead-letter record could not be written
+        ├── OutputError         a results or dead-letter record could not be written
+        └── SchemaSourceError   writer schemas cannot be fetched (the registry client retried)
 """
 
 from __future__ import annotations
@@ -74,13 +74,14 @@ class MappingError(RecordError):
         self.path = path
 
 
-class SchemaSourceError(LsqSinkError):
-    """Writer schemas cannot be fetched right now (registry unreachable or failing)."""
-
-
 class FatalError(LsqSinkError):
     """The connector must stop; restarting resumes from the last committed offsets."""
 
 
 class OutputError(FatalError):
     """A results or dead-letter record could not be written, so nothing past it is committed."""
+
+
+class SchemaSourceError(FatalError):
+    """Writer schemas cannot be fetched right now (registry unreachable or failing, after the
+    registry client's own retries): stop; a restart resumes from the last commit."""

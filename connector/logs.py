@@ -5,18 +5,20 @@ and phone numbers are masked in free-text fields unless the user turns that off.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import sys
 import time
 from typing import TYPE_CHECKING, Any, Literal, TextIO
+from urllib.parse import quote, quote_plus
 
 import structlog
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, MutableMapping
 
-__all__ = ["Redactor", "configure", "flush_logs", "get_logger"]
+__all__ = ["Redactor", "configure", "flush_logs", "get_logger", "mask", "secret_forms"]
 
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 _PHONE = re.compile(r"(?<![\w-])\+?\d(?:[ -]?\d){6,14}(?![\w-])")
@@ -27,18 +29,34 @@ _STRUCTURAL = frozenset(
 )
 
 
+def secret_forms(secrets: Iterable[str]) -> list[str]:
+    """Every form a secret can take in text: raw, URL-encoded (query strings) and JSON-escaped;
+    longest first, so a secret containing another is masked whole."""
+    forms = set()
+    for secret in secrets:
+        if secret:
+            forms |= {secret, quote(secret, safe=""), quote_plus(secret), json.dumps(secret)[1:-1]}
+    return sorted(forms, key=len, reverse=True)
+
+
+def mask(text: str, forms: Iterable[str]) -> str:
+    """``text`` with every secret form replaced by ``***``."""
+    for form in forms:
+        text = text.replace(form, "***")
+    return text
+
+
 class Redactor:
-    """A structlog processor masking secret values, and emails and phones when asked to."""
+    """A structlog processor masking secret values (in every form, in nested values too), and
+    emails and phones in free text when asked to."""
 
     def __init__(self, secrets: Iterable[str], personal_data: bool) -> None:
-        # Longest first, so a secret containing another is masked whole.
-        self._secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+        self._secrets = secret_forms(secrets)
         self._personal_data = personal_data
 
     def text(self, value: str, structural: bool = False) -> str:
         """``value`` with secrets (and, for free text, personal data) masked."""
-        for secret in self._secrets:
-            value = value.replace(secret, "***")
+        value = mask(value, self._secrets)
         if self._personal_data and not structural:
             value = _PHONE.sub("<phone>", _EMAIL.sub("<email>", value))
         return value
@@ -47,9 +65,17 @@ class Redactor:
         self, _: Any, __: str, event_dict: MutableMapping[str, Any]
     ) -> MutableMapping[str, Any]:
         for key, value in event_dict.items():
-            if isinstance(value, str):
-                event_dict[key] = self.text(value, key in _STRUCTURAL)
+            event_dict[key] = self._clean(value, key in _STRUCTURAL)
         return event_dict
+
+    def _clean(self, value: Any, structural: bool) -> Any:
+        if isinstance(value, str):
+            return self.text(value, structural)
+        if isinstance(value, dict):
+            return {k: self._clean(v, structural) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self._clean(v, structural) for v in value]
+        return value
 
 
 class _Stdout:
@@ -110,12 +136,11 @@ def configure(
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
-        redactor,
     ]
     global _stdout  # noqa: PLW0603 - one stdout per process
     _stdout = _Stdout(sys.stdout)
     structlog.configure(
-        processors=[_logger_name, *shared, tracebacks, renderer],
+        processors=[_logger_name, *shared, tracebacks, redactor, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping()[level]),
         logger_factory=structlog.WriteLoggerFactory(_stdout),  # type: ignore[arg-type]  # a writable text file
         cache_logger_on_first_use=False,
@@ -127,6 +152,7 @@ def configure(
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                 tracebacks,
+                redactor,  # after the traceback is rendered: exception text is masked too
                 renderer,
             ],
         )
@@ -136,6 +162,7 @@ def configure(
     root.setLevel(level)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per request otherwise
     logging.getLogger("httpcore").setLevel(logging.WARNING)
+    logging.getLogger("httpx2").setLevel(logging.WARNING)  # the schema registry client's
 
 
 def get_logger(name: str) -> structlog.typing.FilteringBoundLogger:

@@ -12,10 +12,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import fastavro
-from confluent_kafka import KafkaError, Producer
+from confluent_kafka import KafkaError, KafkaException, Producer
 
 from connector.errors import OutputError
 from connector.ledger import SOURCE_HEADERS
+from connector.logs import get_logger
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -23,6 +24,8 @@ if TYPE_CHECKING:
     from confluent_kafka import Message
 
     from connector.records import SourceRecord, Stage
+
+_log = get_logger(__name__)
 
 __all__ = [
     "RESULT_SCHEMA",
@@ -35,6 +38,8 @@ __all__ = [
 ]
 
 _IDLE_POLL_S = 0.1
+
+_REASON_MAX = 1000
 _TIMESTAMP = {"type": "long", "logicalType": "timestamp-millis"}
 _OPTIONAL_STRING = {"type": ["null", "string"], "default": None}
 #: The results topic's value schema; ``schemas/result.avsc`` is this, for consumers (a test checks).
@@ -119,6 +124,12 @@ class DeadLetter:
     http_status: int | None = None
     attempts: int = 0
 
+    def __post_init__(self) -> None:
+        # Reasons may quote the offending value: keep headers and log lines small.
+        if len(self.reason) > _REASON_MAX:
+            cut = f"{self.reason[:_REASON_MAX]}… ({len(self.reason) - _REASON_MAX} more characters)"
+            object.__setattr__(self, "reason", cut)
+
 
 Headers = list[tuple[str, str | bytes | None]]
 
@@ -148,11 +159,17 @@ class OutcomeWriter:
         results_topic: str,
         dead_letter_topic: str,
         encode: Callable[[Mapping[str, Any]], bytes],
+        stall_warning_s: float = 15.0,
     ) -> None:
-        self._producer = Producer(dict(producer_config))
+        self._producer = Producer({**producer_config, "error_cb": self._client_error})
+        # headroom below librdkafka's limit for the record's own framing
+        self._max_message = int(producer_config.get("message.max.bytes", 1_000_000)) - 1024
         self._results, self._dlq, self._encode = results_topic, dead_letter_topic, encode
         self._failure: OutputError | None = None
         self._polled = 0.0
+        self._progress_at = time.monotonic()  # last acknowledgement, or when waiting began
+        self._stall_s = stall_warning_s
+        self.delayed = False  # outcomes have waited _stall_s without any acknowledgement
         self.pending = 0
 
     def result(self, record: SourceRecord, accepted: Accepted, durable: Callable[[], None]) -> None:
@@ -183,6 +200,14 @@ class OutcomeWriter:
             self._polled = now
             self._producer.poll(0)
         self._raise_failure()
+        if self.pending and not self.delayed and now - self._progress_at > self._stall_s:
+            self.delayed = True
+            _log.warning(
+                "results.delayed",
+                topics=[self._results, self._dlq],
+                waiting=self.pending,
+                reason=f"nothing acknowledged for {self._stall_s:g} s; nothing past them commits",
+            )
 
     def flush(self, timeout: float) -> bool:
         """Wait up to ``timeout`` for every outcome to be acknowledged; ``True`` if all were."""
@@ -207,13 +232,13 @@ class OutcomeWriter:
         def delivered(err: KafkaError | None, _: Message) -> None:
             self.pending -= 1
             if err is not None:
-                self._failure = self._failure or OutputError(
-                    f"could not write the {outcome} record of {record.topic}[{record.partition}]@"
-                    f"{record.offset} to topic {topic!r}: {err.str()}"
-                )
+                self._failure = self._failure or _unwritten(outcome, record, topic, err.str())
             else:
+                self._acknowledged()
                 durable()
 
+        if not self.pending:
+            self._progress_at = time.monotonic()
         self.pending += 1
         while True:
             try:
@@ -223,7 +248,27 @@ class OutcomeWriter:
                 return
             except BufferError:  # local queue full: serve deliveries, then try again
                 self._producer.poll(0.1)
+            except KafkaException as exc:  # refused at once (e.g. too large): nothing written
+                self.pending -= 1
+                error = exc.args[0].str() if exc.args else str(exc)
+                raise _unwritten(outcome, record, topic, error) from None
+
+    def _acknowledged(self) -> None:
+        self._progress_at = time.monotonic()
+        if self.delayed:
+            self.delayed = False
+            _log.info("results.delivered_again", topics=[self._results, self._dlq])
+
+    def _client_error(self, error: KafkaError) -> None:
+        _log.warning("kafka.error", client="producer", error=error.str())
 
     def _raise_failure(self) -> None:
         if self._failure is not None:
             raise self._failure
+
+
+def _unwritten(outcome: str, record: SourceRecord, topic: str, error: str) -> OutputError:
+    where = f"{record.topic}[{record.partition}]@{record.offset}"
+    return OutputError(
+        f"could not write the {outcome} record of {where} to topic {topic!r}: {error}"
+    )

@@ -42,7 +42,7 @@ _PRODUCER_FIXED: dict[str, LibrdkafkaValue] = {"enable.idempotence": True, "acks
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class KafkaSettings(_Model):
@@ -150,8 +150,8 @@ class RouteSettings(_Model):
         if self.topic_pattern is not None:
             try:
                 re.compile(self.topic_pattern)
-            except re.error as exc:
-                raise ValueError(f"topic_pattern: not a regular expression: {exc}") from exc
+            except (re.error, RecursionError) as exc:
+                raise ValueError(f"topic_pattern: not a usable regular expression: {exc}") from None
         if self.resolved_operation == "create" and self.mode != "sync":
             raise ValueError("operation create exists only in mode sync (Lead.Create)")
         try:
@@ -202,6 +202,7 @@ class FlowSettings(_Model):
     commit_interval_seconds: float = Field(1.0, gt=0)
     shutdown_grace_seconds: float = Field(25.0, ge=0)
     outcome_lookback_seconds: float = Field(900.0, ge=0)  # outcomes read back on assignment
+    stall_warning_seconds: float = Field(15.0, gt=0)  # outcomes unacknowledged: warn after
 
 
 class LogSettings(_Model):
@@ -223,6 +224,7 @@ class Settings(BaseSettings):
         secrets_prefix="",
         extra="forbid",
         frozen=True,
+        allow_inf_nan=False,
     )
 
     kafka: KafkaSettings

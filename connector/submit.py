@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import httpx
 
+from connector.logs import mask, secret_forms
 from connector.records import Answer
 
 if TYPE_CHECKING:
@@ -50,7 +51,7 @@ class _Account:
             settings.secret_key.get_secret_value(),
         )
         api_key = settings.api_key.get_secret_value() if settings.api_key else ""
-        self.secrets = tuple(s for s in (access, secret, api_key) if s)
+        self._forms = secret_forms((access, secret, api_key))
         concurrency = settings.max_concurrency
         self._transport = httpx.HTTPTransport(
             limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
@@ -91,13 +92,19 @@ class _Account:
             return Answer(None, error=self.describe(exc), maybe_sent=False)
         except httpx.HTTPError as exc:  # timeouts while waiting, dropped connections: maybe sent
             return Answer(None, error=self.describe(exc), maybe_sent=True)
-        return Answer(response.status_code, content)
+        return Answer(response.status_code, self._scrub(content))
 
     def describe(self, exc: Exception) -> str:
-        text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-        for secret in self.secrets:
-            text = text.replace(secret, "***")
-        return text
+        """An error's text, keys masked."""
+        return mask(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__, self._forms)
+
+    def _scrub(self, body: bytes) -> bytes:
+        """The answer body with our keys masked: LeadSquared's error text may quote the request,
+        and answers end up in dead-letter headers and logs."""
+        for form in self._forms:
+            if form.encode() in body:
+                body = body.replace(form.encode(), b"***")
+        return body
 
     def close(self) -> None:
         self._transport.close()

@@ -136,12 +136,16 @@ def _accepts_tcp(port: int) -> bool:
 
 
 class TansuBroker:
-    """Tansu on a free 127.0.0.1 port, in memory; a context manager, stopped by its PID."""
+    """Tansu on a 127.0.0.1 port (``port``, or a free one), in memory; a context manager, stopped
+    by its PID."""
 
-    def __init__(self, log_path: Path | None = None, start_timeout: float = 20.0) -> None:
+    def __init__(
+        self, log_path: Path | None = None, start_timeout: float = 20.0, port: int | None = None
+    ) -> None:
         self._log_path = log_path or Path(tempfile.mkdtemp(prefix="tansu-")) / "tansu.log"
         self._start_timeout = start_timeout
         self._proc: subprocess.Popen[bytes] | None = None
+        self._wanted_port = port
         self.port = 0
 
     @property
@@ -160,7 +164,7 @@ class TansuBroker:
 
     def start(self) -> Broker:
         """Start Tansu and wait until it answers a metadata request."""
-        self.port = _free_port()
+        self.port = self._wanted_port or _free_port()
         url = f"tcp://127.0.0.1:{self.port}"
         command = [str(tansu_binary()), "broker", "--listener-url", url]
         command += ["--advertised-listener-url", url, "--storage-engine", "memory://tansu/"]

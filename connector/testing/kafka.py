@@ -15,7 +15,14 @@ from confluent_kafka.cimpl import NewTopic  # not re-exported by confluent_kafka
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-__all__ = ["Received", "committed_offsets", "create_topics", "read_topic", "unique_name"]
+__all__ = [
+    "Received",
+    "committed_offsets",
+    "create_topics",
+    "read_all",
+    "read_topic",
+    "unique_name",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +87,35 @@ def read_topic(bootstrap: str, topic: str, expected: int, timeout: float = 30.0)
         consumer.close()
     if len(out) != expected:
         raise AssertionError(f"topic {topic!r}: expected {expected} records, read {len(out)}")
+    return out
+
+
+def read_all(bootstrap: str, topic: str, timeout: float = 30.0) -> list[Received]:
+    """Every record of ``topic`` up to the end of each partition (from fetch responses' end
+    offsets, not ListOffsets, which Tansu answers wrongly)."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": unique_name("reader"),
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+        }
+    )
+    try:
+        parts = _partitions(consumer, topic, timeout)
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in parts])
+        out: list[Received] = []
+        pending, deadline = set(parts), time.monotonic() + timeout
+        while pending and time.monotonic() < deadline:
+            for message in consumer.consume(500, 0.2):
+                if message.error() is None:
+                    out.append(_received(message))
+                else:
+                    pending.discard(message.partition() or 0)
+    finally:
+        consumer.close()
+    if pending:
+        raise AssertionError(f"topic {topic!r}: partitions {sorted(pending)} not read to the end")
     return out
 
 

@@ -291,3 +291,50 @@ def harness(
     )
     pipeline.attach(fake_input)
     return Harness(pipeline, fake_input, output, fake_calls, clock, account)
+
+
+# -- whole routes (real decode, unwrap and mapping) ---------------------------------------------
+
+
+def route_harness(
+    the_route: Route,
+    *,
+    calls: int = 10_000,
+    window: float = 1.0,
+    concurrency: int = 8,
+    flow: FlowSettings | None = None,
+) -> Harness:
+    """Like :func:`harness`, with ``the_route`` for every topic (e.g. a route that decodes real
+    Avro) and, by default, a budget so large that the rate limit never holds a call back."""
+    clock = Clock()
+    account = Account(
+        the_route.account, RateGate(calls, window, margin=0.0), concurrency, cooldown=window
+    )
+    output, fake_calls, fake_input = FakeOutput(), FakeCalls(clock), FakeInput()
+    pipeline = Pipeline(
+        routes=lambda _topic: the_route,
+        accounts={the_route.account: account},
+        output=output,
+        calls=fake_calls,
+        recovery=FakeRecovery({}),
+        retry=RetrySettings(),
+        flow=flow or FlowSettings(commit_interval_seconds=0.001),
+        clock=clock,
+        wall=lambda: 1_700_000_000.0,
+        draw=lambda: 0.5,
+    )
+    pipeline.attach(fake_input)
+    return Harness(pipeline, fake_input, output, fake_calls, clock, account)
+
+
+def run_until_done(h: Harness, answer: Answer = ACCEPTED, max_turns: int = 10_000) -> int:
+    """Turn the loop, answering every call with ``answer``, until every fed record has a durable
+    outcome and nothing is in flight; returns the turns taken (fails after ``max_turns``)."""
+    for turn in range(1, max_turns + 1):
+        h.turn()
+        h.calls.answer(answer)
+        tally = h.pipeline.tally
+        if not h.input.pending and not h.calls.in_flight and tally.lost == 0:
+            h.turn()  # one more turn: the last outcomes' commit
+            return turn
+    raise AssertionError(f"records still without an outcome after {max_turns} turns")
