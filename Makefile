@@ -50,5 +50,8 @@ test: lint typecheck  ## lint, type check and the whole test suite
 clean:  ## remove the environment and caches
 	rm -rf .venv .cache .mypy_cache .ruff_cache .pytest_cache
 
+soak: sync  ## reliability trials with larger backlogs; prints the README's Reliability table
+	$(RUN) python -m connector.testing.trials --soak
+
 bench: sync  ## benchmarks: budget use, gate designs, overhead vs bare httpx, latency
 	$(RUN) python -m connector.testing.bench

@@ -135,14 +135,20 @@ class CdcWriter:
         self.positions: dict[int, tuple[int, int]] = {}
         self._sent = 0
 
-    def send(self, event: Event, topic: str | None = None) -> None:
-        """Produce one event, to ``topic`` if given (its schemas stay those of ``event.topic``);
-        call :meth:`flush` to wait for all."""
+    def encode(self, event: Event, topic: str | None = None) -> tuple[bytes | None, bytes | None]:
+        """The key and value bytes ``event`` would be produced with (schemas registered)."""
         topic = topic or event.topic
         key = None if event.key is None else self._serialize(event.topic, topic, "key", event.key)
         value = event.raw
         if value is None and event.value is not None:
             value = self._serialize(event.topic, topic, "value", event.value)
+        return key, value
+
+    def send(self, event: Event, topic: str | None = None) -> None:
+        """Produce one event, to ``topic`` if given (its schemas stay those of ``event.topic``);
+        call :meth:`flush` to wait for all."""
+        topic = topic or event.topic
+        key, value = self.encode(event, topic)
         index, self._sent = self._sent, self._sent + 1
 
         def delivered(err: KafkaError | None, message: Message) -> None:
