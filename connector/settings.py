@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 __all__ = [
     "AccountSettings",
     "FlowSettings",
+    "HealthSettings",
     "KafkaSettings",
     "LogSettings",
     "OutputSettings",
@@ -214,6 +215,15 @@ class LogSettings(_Model):
     progress_interval_seconds: float = Field(10.0, gt=0)
 
 
+class HealthSettings(_Model):
+    """The port serving /metrics, /livez and /readyz (SPEC §8)."""
+
+    enabled: bool = True
+    host: str = "0.0.0.0"  # noqa: S104 - in a pod, probes and scrapers come from outside
+    port: int = Field(9400, ge=1, le=65535)
+    liveness_timeout_seconds: float = Field(60.0, gt=0)  # /livez fails if the loop stalls longer
+
+
 class Settings(BaseSettings):
     """The whole configuration."""
 
@@ -235,6 +245,7 @@ class Settings(BaseSettings):
     retry: RetrySettings = RetrySettings()
     flow: FlowSettings = FlowSettings()
     logging: LogSettings = LogSettings()
+    health: HealthSettings = HealthSettings()
 
     @classmethod
     def settings_customise_sources(
