@@ -156,11 +156,14 @@ def _kafka_client(section: str, make: Callable[[], T]) -> T:
 
 
 def _account(name: str, settings: Settings) -> Account:
+    """An account whose gate opens once partitions are assigned (see Pipeline._reshare)."""
     account = settings.accounts[name]
     limit = account.rate_limit
     return Account(
         name=name,
-        gate=RateGate(limit.calls, limit.window_seconds, limit.margin_seconds),
+        gate=RateGate(0, limit.window_seconds, limit.margin_seconds),
         concurrency=account.max_concurrency,
         cooldown=settings.retry.throttle_cooldown_seconds or limit.window_seconds,
+        budget=(limit.calls, limit.window_seconds),
+        shared=limit.share_by_partitions,
     )

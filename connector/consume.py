@@ -111,6 +111,11 @@ class Source:
         offsets = self._consumer.committed([TopicPartition(t, p) for t, p in tps], timeout=10)
         return {(tp.topic, tp.partition): tp.offset for tp in offsets}
 
+    def topic_partitions(self) -> dict[str, int]:
+        """Partition count of every topic in the cluster (a metadata request)."""
+        topics = self._consumer.list_topics(timeout=10).topics
+        return {name: len(meta.partitions) for name, meta in topics.items() if meta.error is None}
+
     def lag(self) -> int:
         """Records not yet consumed in the assigned partitions, from the high watermarks last
         seen by fetches (no broker round trip); partitions not fetched yet count as 0."""

@@ -9,6 +9,7 @@ from collections import defaultdict
 from typing import TYPE_CHECKING, Any
 
 from connector.logs import get_logger
+from connector.observe import Buckets
 from connector.offsets import OffsetTracker
 from connector.ports import Tally
 from connector.results import Accepted
@@ -31,8 +32,9 @@ _log = get_logger(__name__)
 class Outcomes:
     """Tracks consumed records until their outcomes are durable."""
 
-    def __init__(self, output: Output) -> None:
-        self._output = output
+    def __init__(self, output: Output, wall: Callable[[], float]) -> None:
+        self._output, self._wall = output, wall
+        self.result_latency = Buckets()  # source record's timestamp → its result acknowledged
         self.offsets = OffsetTracker()
         self.tally = Tally()
         self._bytes: defaultdict[TopicPartitionKey, int] = defaultdict(int)
@@ -116,6 +118,8 @@ class Outcomes:
                 self._bytes[tp] -= record.size
             if route is not None:
                 fields.update(route=route.name, operation=route.operation)
+            if outcome == "accepted" and record.timestamp_ms is not None:
+                self.result_latency.observe(max(0.0, self._wall() - record.timestamp_ms / 1000))
             where = {"topic": record.topic, "partition": record.partition, "offset": record.offset}
             _log.info(f"record.{outcome}", **where, **fields)
 

@@ -14,10 +14,19 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from connector.errors import FatalError
+from connector.fleet import reshare
 from connector.lanes import Job, Lanes
 from connector.logs import flush_logs, get_logger
+from connector.observe import (
+    Buckets,
+    Progress,
+    Snapshot,
+    account_view,
+    not_ready,
+    progress_fields,
+    take_snapshot,
+)
 from connector.outcomes import Outcomes
-from connector.progress import Progress, progress_fields
 from connector.records import Skip
 from connector.results import DeadLetter
 from connector.retry import Verdict, backoff, classify
@@ -58,11 +67,17 @@ class Pipeline:
 
         self._routes, self._accounts, self._output, self._calls = routes, accounts, output, calls
         self._recovery = recovery
-        self._outcomes = Outcomes(output)
+        self._outcomes = Outcomes(output, wall)
         self._retry, self._flow = retry, flow
         self._clock, self._wall, self._draw = clock, wall, draw or random.random
         self._input: Input | None = None
         self._lanes = Lanes()
+        self._owned: set[TopicPartitionKey] = set()
+        self._joined = False
+        self.last_turn = clock()  # when the loop last turned (for /livez)
+        self.snapshot = Snapshot()  # the state /metrics and /readyz serve, replaced each second
+        self._next_publish = 0.0
+        self._commit_latency = Buckets()
         self._tickets: dict[int, Job] = {}
         self._next_ticket = itertools.count()
         self._paused = False
@@ -128,6 +143,9 @@ class Pipeline:
         # 9. bounded memory: pause while too much is in flight
         self._backpressure()
         self._report_progress()
+        self.last_turn = self._clock()
+        if self.last_turn >= self._next_publish:
+            self._publish()
         flush_logs()
 
     # -- rebalance (called from inside Input.poll) ---------------------------------------------
@@ -136,6 +154,9 @@ class Pipeline:
         """New partitions: find their records that already have an outcome (written by an
         owner that stopped before committing them), so they are not called again."""
         _log.info("partitions.assigned", partitions=_names(tps))
+        self._joined = True
+        self._owned.update(tps)
+        self._reshare()
         if self._paused:
             self._source().pause(tps)
         if self._recovery is not None and tps:
@@ -154,11 +175,19 @@ class Pipeline:
         self._drain(set(tps), self._clock() + min(self._flow.shutdown_grace_seconds, 10.0))
         self._commit(set(tps))
         self._forget(tps)
+        self._reshare()
 
     def lost(self, tps: list[TopicPartitionKey]) -> None:
         """Partitions taken away without a chance to commit: drop their state."""
         _log.warning("partitions.lost", partitions=_names(tps))
         self._forget(tps)
+        self._reshare()
+
+    def _reshare(self) -> None:
+        """Each account's budget for this replica (see :func:`connector.fleet.reshare`)."""
+        if not self._failed:
+            counts = self._source().topic_partitions()
+            reshare(self._accounts.values(), self._owned, counts, self._routes, self._clock())
 
     # -- steps ----------------------------------------------------------------------------------
 
@@ -214,6 +243,7 @@ class Pipeline:
         route = self._routes(job.record.topic)
         assert route is not None  # noqa: S101 - jobs only exist for routed records
         verdict = classify(answer, route.operation, route.mode)
+        account.answers[verdict.kind] += 1
         if change := account.note_answer(verdict.kind == "retry", now, self._retry):
             log = _log.warning if change == "unavailable" else _log.info
             log(f"account.{change}", account=account.name, reason=verdict.reason)
@@ -287,7 +317,9 @@ class Pipeline:
         }
         if not positions:
             return
+        started = self._clock()
         error = self._source().commit(positions)
+        self._commit_latency.observe(self._clock() - started)
         if error is not None:
             _log.warning("commit.failed", error=error, partitions=_names(list(positions)))
             return
@@ -309,8 +341,28 @@ class Pipeline:
             self._source().resume(self._source().assignment())
             _log.info("input.resumed", records_in_flight=pending, bytes_in_flight=size)
 
+    def _publish(self) -> None:
+        """Replace the snapshot the health port serves (about once a second)."""
+        now = self._clock()
+        self._next_publish = now + 1.0
+        outcomes, accounts = self._outcomes, self._accounts.values()
+        self.snapshot = take_snapshot(
+            self.tally,
+            accounts=tuple(account_view(a, now, self._retry.outage_threshold) for a in accounts),
+            in_flight=(outcomes.pending(), outcomes.bytes_held()),
+            lag=self._source().lag(),
+            paused=self._paused,
+            latency=(outcomes.result_latency, self._commit_latency),
+            not_ready=not_ready(
+                stopping=self._stopping or self._failed,
+                joined=self._joined,
+                results_delayed=self._output.delayed,
+                accounts=accounts,
+            ),
+        )
+
     def _report_progress(self) -> None:
-        """Every ``progress_interval``: see :func:`connector.progress.progress_fields`."""
+        """Every ``progress_interval``: see :func:`connector.observe.progress_fields`."""
         last, now = self._progress, self._clock()
         if now - last.at < last.interval:
             return
@@ -355,6 +407,7 @@ class Pipeline:
             if job.tp in tps:
                 job.dropped = True
         self._outcomes.forget(tps)
+        self._owned.difference_update(tps)
 
     # -- helpers --------------------------------------------------------------------------------
 

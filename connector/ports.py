@@ -5,7 +5,8 @@ the compiled :class:`Route` (decode → unwrap → map for one record), the per-
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from connector.errors import RecordError
@@ -35,6 +36,7 @@ class Input(Protocol):
     def commit(self, positions: Mapping[TopicPartitionKey, int]) -> str | None: ...
     def committed(self, tps: list[TopicPartitionKey]) -> dict[TopicPartitionKey, int]: ...
     def lag(self) -> int: ...
+    def topic_partitions(self) -> dict[str, int]: ...
     def close(self) -> None: ...
 
 
@@ -47,6 +49,9 @@ class Output(Protocol):
     def dead_letter(
         self, record: SourceRecord, why: DeadLetter, durable: Callable[[], None]
     ) -> None: ...
+
+    delayed: bool  # outcomes have waited long without any acknowledgement
+
     def poll(self) -> None: ...
     def flush(self, timeout: float) -> bool: ...
 
@@ -111,6 +116,9 @@ class Account:
     gate: RateGate
     concurrency: int
     cooldown: float  # seconds to send nothing after a throttle answer
+    budget: tuple[int, float] = (25, 5.0)  # the account's calls per window, for the whole fleet
+    shared: bool = True  # this replica takes a share of the budget by its partitions
+    answers: Counter[str] = field(default_factory=Counter)  # answers by verdict kind
     in_flight: int = 0
     rejected: str | None = None  # why LeadSquared rejects the keys (401/403), while it does
     probe_at: float = 0.0

@@ -19,7 +19,20 @@ from __future__ import annotations
 import math
 from collections import deque
 
-__all__ = ["RateGate"]
+__all__ = ["RateGate", "fleet_share"]
+
+
+def fleet_share(calls: int, window: float, assigned: int, total: int) -> tuple[int, float]:
+    """This replica's part of an account's budget of ``calls`` per ``window``: in proportion to
+    the partitions it owns (``assigned`` of ``total``), rounded down so that the replicas of a
+    group never exceed the budget together. Less than one call per window becomes one call per
+    a longer window."""
+    if assigned <= 0 or total <= 0:
+        return 0, window
+    share = calls * min(assigned, total) / total
+    if share >= 1:
+        return math.floor(share), window
+    return 1, window / share
 
 
 class RateGate:
@@ -28,7 +41,8 @@ class RateGate:
     def __init__(self, calls: int, window: float, margin: float = 0.05) -> None:
         if calls < 0 or window <= 0 or margin < 0:
             raise ValueError(f"invalid rate limit {calls} calls per {window} s (margin {margin})")
-        self._calls, self._span = calls, window + margin
+        self._calls, self._span, self._margin = calls, window + margin, margin
+        self._pending: tuple[int, float, float] | None = None  # (calls, span, from when)
         self._in_flight = 0
         self._answered: deque[float] = deque()  # answer times, oldest first
         self._cool_until = 0.0
@@ -39,18 +53,32 @@ class RateGate:
         return self._calls
 
     @property
+    def window(self) -> float:
+        """The current window (without the margin)."""
+        return self._span - self._margin
+
+    @property
     def in_flight(self) -> int:
         """Calls sent and not yet answered."""
         return self._in_flight
 
-    def resize(self, calls: int) -> None:
-        """Change the budget (this replica's share of the account); takes effect at once."""
+    def resize(self, calls: int, now: float, window: float | None = None) -> None:
+        """Change the budget (this replica's share of the account). Less takes effect at once;
+        more only a full window from now: until then another replica (or this process before a
+        restart) may still have calls in the window."""
         if calls < 0:
             raise ValueError(f"budget must be >= 0, got {calls}")
-        self._calls = calls
+        span = self._span if window is None else window + self._margin
+        if calls <= self._calls and span >= self._span:  # no more calls, no shorter window
+            self._calls, self._span, self._pending = calls, span, None
+        else:
+            self._pending = (calls, span, now + max(span, self._span))
 
     def free(self, now: float) -> int:
         """Slots free at ``now`` (the "tokens" available)."""
+        if self._pending is not None and now >= self._pending[2]:
+            self._calls, self._span, _ = self._pending
+            self._pending = None
         self._expire(now)
         return max(0, self._calls - self._in_flight - len(self._answered))
 
@@ -62,9 +90,12 @@ class RateGate:
             return 0.0
         # Slots free up as answers age out; the one we need is the (occupied - calls)-th oldest.
         excess = self._in_flight + len(self._answered) - self._calls
-        if excess >= len(self._answered):
-            return math.inf
-        return self._answered[excess] + self._span - now
+        wait = (
+            math.inf if excess >= len(self._answered) else self._answered[excess] + self._span - now
+        )
+        if self._pending is not None and self._pending[0] > 0:  # a larger budget is coming
+            wait = min(wait, max(self._pending[2] - now, 0.0))
+        return wait
 
     def acquire(self, now: float) -> None:
         """Record a call sent at ``now``; only valid when ``wait(now) == 0``."""

@@ -115,6 +115,7 @@ class RateLimitSettings(_Model):
     calls: int = Field(25, ge=1)
     window_seconds: float = Field(5.0, gt=0)
     margin_seconds: float = Field(0.05, ge=0)
+    share_by_partitions: bool = True  # replicas split the budget by their share of partitions
 
 
 class AccountSettings(_Model):

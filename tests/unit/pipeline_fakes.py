@@ -89,6 +89,9 @@ class FakeInput:
     def lag(self) -> int:
         return len(self.pending)
 
+    def topic_partitions(self) -> dict[str, int]:
+        return {topic: 1 + max(p for t, p in self.owned if t == topic) for topic, _ in self.owned}
+
     def committed(self, tps: list[TopicPartitionKey]) -> dict[TopicPartitionKey, int]:
         latest = self.committed_positions()
         return {tp: latest.get(tp, -1001) for tp in tps}
@@ -110,6 +113,7 @@ class FakeOutput:
     """Outcomes are acknowledged when the test says so (or at once with ``auto_ack``)."""
 
     auto_ack: bool = True
+    delayed: bool = False
     written: list[Written] = field(default_factory=list)
     unacked: list[Written] = field(default_factory=list)
 
@@ -274,7 +278,13 @@ def harness(
     recovered: dict[TopicPartitionKey, set[int]] | None = None,
 ) -> Harness:
     clock = Clock()
-    account = Account("main", RateGate(calls, window, margin=0.0), concurrency, cooldown=window)
+    account = Account(
+        "main",
+        RateGate(calls, window, margin=0.0),
+        concurrency,
+        cooldown=window,
+        budget=(calls, window),
+    )
     the_route = route()
     output, fake_calls, fake_input = FakeOutput(auto_ack), FakeCalls(clock), FakeInput()
     pipeline = Pipeline(

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from connector.ratelimit import RateGate
+from connector.ratelimit import RateGate, fleet_share
 
 
 def test_full_budget_is_available_at_once() -> None:
@@ -69,18 +69,54 @@ def test_cool_down_closes_the_gate_for_the_whole_account() -> None:
     assert gate.wait(15.0) == pytest.approx(1.0)
 
 
-def test_resize_changes_the_budget_at_once() -> None:
+def test_a_smaller_budget_applies_at_once() -> None:
     """A smaller share closes the gate until enough slots age out; zero means send nothing."""
     gate = RateGate(calls=4, window=1.0, margin=0.0)
     for t in (0.0, 0.1, 0.2):
         gate.acquire(t)
         gate.release(t)
-    gate.resize(2)
+    gate.resize(2, now=0.5)
     assert gate.free(0.5) == 0
     assert gate.wait(0.5) == pytest.approx(1.1 - 0.5)  # the 2nd oldest answer must age out
-    gate.resize(0)
+    gate.resize(0, now=5.0)
     assert gate.wait(5.0) == math.inf
     assert gate.calls == 0
+
+
+def test_a_larger_budget_applies_only_a_window_later() -> None:
+    """More calls (a replica took partitions over, or the process just started) are usable only
+    one full window later: the previous owner may still have calls in the window."""
+    gate = RateGate(calls=0, window=5.0, margin=0.0)
+    gate.resize(25, now=10.0)
+    assert gate.wait(10.0) == pytest.approx(5.0)
+    assert gate.wait(14.9) == pytest.approx(0.1)
+    assert gate.wait(15.0) == 0.0
+    assert gate.calls == 25
+
+
+def test_a_shorter_window_is_an_increase_too() -> None:
+    """One call per 20 s becoming 5 per 5 s is more permissive: it waits a (longer) window."""
+    gate = RateGate(calls=1, window=20.0, margin=0.0)
+    gate.resize(5, now=0.0, window=5.0)
+    assert gate.wait(0.0) == 0.0  # the current budget still has its slot
+    gate.acquire(0.0)
+    gate.release(0.0)
+    assert gate.wait(1.0) == pytest.approx(19.0)  # the new budget starts at 20 s
+
+
+@pytest.mark.parametrize(
+    ("assigned", "total", "share"),
+    [(6, 6, (25, 5.0)), (2, 6, (8, 5.0)), (1, 3, (8, 5.0)), (1, 100, (1, 20.0)), (0, 6, (0, 5.0))],
+)
+def test_fleet_share_is_proportional_and_never_exceeds_the_budget(
+    assigned: int, total: int, share: tuple[int, float]
+) -> None:
+    """Each replica gets calls in proportion to its partitions, rounded down; under one call per
+    window it gets one call per longer window; without partitions, nothing."""
+    calls, window = fleet_share(25, 5.0, assigned, total)
+    assert (calls, window) == pytest.approx(share)
+    members = [fleet_share(25, 5.0, a, 7) for a in (3, 2, 2)]
+    assert sum(c / w for c, w in members) <= 25 / 5.0
 
 
 @pytest.mark.parametrize(
@@ -148,3 +184,44 @@ def test_steady_backlog_uses_nearly_the_whole_budget() -> None:
             continue
         now = min(now + wait, answers[0]) if answers else now + wait
     assert sent / (25 * 600.0 / 5.0) >= 0.99
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    handovers=st.lists(st.tuples(st.floats(0.1, 30.0), st.integers(0, 10)), min_size=1, max_size=6),
+    rtt=st.floats(0.001, 0.5),
+)
+def test_two_replicas_sharing_a_budget_never_exceed_it_together(
+    handovers: list[tuple[float, int]], rtt: float
+) -> None:
+    """Invariant 3 across a fleet: two replicas send as fast as their gates allow while the
+    account's 10 calls per window move between them at random moments (rebalances); the calls
+    of both never exceed 10 in any window."""
+    window, total = 1.0, 10
+    gates = [RateGate(total, window, margin=0.0), RateGate(0, window, margin=0.0)]
+    changes = sorted(handovers)
+    sent: list[float] = []
+    answers: list[tuple[float, int]] = []
+    now = 0.0
+    while now < 40.0:
+        while changes and changes[0][0] <= now:
+            _, first = changes.pop(0)
+            gates[0].resize(first, now)  # shrinks apply at once, growth a window later
+            gates[1].resize(total - first, now)
+        for answered, which in [a for a in answers if a[0] <= now]:
+            gates[which].release(answered)
+            answers.remove((answered, which))
+        progressed = False
+        for which, gate in enumerate(gates):
+            if gate.wait(now) == 0:
+                gate.acquire(now)
+                sent.append(now)
+                answers.append((now + rtt, which))
+                progressed = True
+        if not progressed:
+            nexts = [t for t, _ in answers] + [
+                now + g.wait(now) for g in gates if g.wait(now) < 1e9
+            ]
+            nexts += [c[0] for c in changes]
+            now = max(min(nexts, default=now + 0.1), now + 1e-6)
+    assert _max_in_window(sent, window) <= total

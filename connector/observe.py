@@ -1,0 +1,174 @@
+"""What the loop reports (pure): the periodic progress line (rates, work in flight, the backlog
+and the time it will take), latency buckets, and the :class:`Snapshot` the health port serves (the
+loop publishes one about once a second; the server thread only ever reads the latest)."""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+
+    from connector.ports import Account, Tally
+
+__all__ = ["AccountView", "Buckets", "Progress", "Snapshot", "progress_fields"]
+
+#: Upper bounds (seconds) of the latency buckets: produce → result, and commits.
+LATENCY_BOUNDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
+
+
+@dataclass(slots=True)
+class Buckets:
+    """A histogram: counts per upper bound (the last one is +Inf), their sum and count."""
+
+    bounds: tuple[float, ...] = LATENCY_BOUNDS
+    counts: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BOUNDS) + 1))
+    total: float = 0.0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect.bisect_left(self.bounds, value)] += 1
+        self.total += value
+
+    def copy(self) -> Buckets:
+        return Buckets(self.bounds, list(self.counts), self.total)
+
+
+@dataclass(frozen=True, slots=True)
+class AccountView:
+    """One account as the health port shows it."""
+
+    name: str
+    calls: int  # this replica's share of the budget
+    window_s: float
+    free: int
+    in_flight: int
+    available: bool  # not down, keys not rejected
+    answers: dict[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """The loop's state for /metrics and /readyz; immutable, replaced as a whole."""
+
+    consumed: int = 0
+    outcomes: dict[str, int] = field(default_factory=dict)
+    retried: int = 0
+    ambiguous: int = 0
+    throttled: int = 0
+    in_flight_records: int = 0
+    in_flight_bytes: int = 0
+    lag: int = 0
+    paused: bool = False
+    accounts: tuple[AccountView, ...] = ()
+    result_latency: Buckets = field(default_factory=Buckets)
+    commit_latency: Buckets = field(default_factory=Buckets)
+    not_ready: tuple[str, ...] = ("starting",)  # why /readyz fails; empty when ready
+
+
+@dataclass(slots=True)
+class Progress:
+    """Where the last progress line left off."""
+
+    interval: float
+    at: float
+    done: int = 0
+    calls: int = 0
+
+
+def progress_fields(
+    tally: Tally,
+    last: Progress,
+    now: float,
+    *,
+    in_flight: int,
+    lag: int,
+    tokens: Mapping[str, int],
+) -> dict[str, Any]:
+    """The fields of a progress line; moves ``last`` on to ``now``."""
+    elapsed = max(now - last.at, 1e-9)
+    done = tally.accepted + tally.dead_lettered + tally.skipped + tally.recovered
+    rate = (done - last.done) / elapsed
+    backlog = lag + in_flight
+    fields = {
+        "records_per_s": round(rate, 2),
+        "calls_per_s": round((tally.api_calls - last.calls) / elapsed, 2),
+        "consumed": tally.consumed,
+        "accepted": tally.accepted,
+        "dead_lettered": tally.dead_lettered,
+        "skipped": tally.skipped,
+        "recovered": tally.recovered,
+        "throttled": tally.throttled,
+        "in_flight": in_flight,
+        "backlog": backlog,
+        "eta_s": round(backlog / rate) if rate > 0 else None,
+        "tokens": dict(tokens),
+    }
+    last.at, last.done, last.calls = now, done, tally.api_calls
+    return fields
+
+
+def account_view(account: Account, now: float, outage_threshold: int) -> AccountView:
+    """An account's state for the health port."""
+    calls, window = account.gate.calls, account.gate.window
+    available = account.rejected is None and not account.looks_down(outage_threshold)
+    return AccountView(
+        account.name,
+        calls,
+        window,
+        account.gate.free(now),
+        account.in_flight,
+        available,
+        dict(account.answers),
+    )
+
+
+def take_snapshot(
+    tally: Tally,
+    *,
+    accounts: tuple[AccountView, ...],
+    in_flight: tuple[int, int],
+    lag: int,
+    paused: bool,
+    latency: tuple[Buckets, Buckets],
+    not_ready: tuple[str, ...],
+) -> Snapshot:
+    """The loop's state for the health port: counts, work in flight (records, bytes), the lag,
+    the accounts, copies of the latency buckets (results, commits), why it is not ready."""
+    kinds = ("accepted", "dead_lettered", "skipped", "recovered")
+    return Snapshot(
+        consumed=tally.consumed,
+        outcomes={kind: getattr(tally, kind) for kind in kinds},
+        retried=tally.retried,
+        ambiguous=tally.ambiguous,
+        throttled=tally.throttled,
+        in_flight_records=in_flight[0],
+        in_flight_bytes=in_flight[1],
+        lag=lag,
+        paused=paused,
+        accounts=accounts,
+        result_latency=latency[0].copy(),
+        commit_latency=latency[1].copy(),
+        not_ready=not_ready,
+    )
+
+
+def not_ready(
+    *, stopping: bool, joined: bool, results_delayed: bool, accounts: Iterable[Account]
+) -> tuple[str, ...]:
+    """Why a replica should not count as ready (SPEC §8: in the group, producing, keys
+    accepted); empty when it should."""
+    reasons = []
+    if stopping:
+        reasons.append("stopping")
+    if not joined:
+        reasons.append("not in the consumer group yet")
+    if results_delayed:
+        reasons.append("results and dead letters are not being acknowledged by Kafka")
+    reasons += [
+        f"account {a.name}: LeadSquared rejects its keys ({a.rejected})"
+        for a in accounts
+        if a.rejected is not None
+    ]
+    return tuple(reasons)
