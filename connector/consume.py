@@ -1,5 +1,9 @@
 """The Kafka input: subscribe, poll records, pause and resume partitions, commit explicit offsets.
-Rebalance events go to a listener, called from inside :meth:`Source.poll` on the loop's thread."""
+Rebalance events go to a listener, called from inside :meth:`Source.poll` on the loop's thread.
+
+A listener must not make a metadata request (:meth:`Source.topic_partitions`): confluent-kafka's
+``list_topics`` ends its own call state, and the next callback of the poll or close around it
+(a log line, say) then aborts the process. The Source refuses it there."""
 
 from __future__ import annotations
 
@@ -65,6 +69,7 @@ class Source:
     ) -> None:
         self._consumer = Consumer({**config, "error_cb": self._client_error})
         self._listener, self._on_error = listener, on_error
+        self._in_callback = False
         self._consumer.subscribe(
             topics, on_assign=self._assigned, on_revoke=self._revoked, on_lost=self._lost
         )
@@ -112,7 +117,10 @@ class Source:
         return {(tp.topic, tp.partition): tp.offset for tp in offsets}
 
     def topic_partitions(self) -> dict[str, int]:
-        """Partition count of every topic in the cluster (a metadata request)."""
+        """Partition count of every topic in the cluster (a metadata request; not from inside a
+        rebalance callback, see the module docstring)."""
+        if self._in_callback:
+            raise RuntimeError("Source.topic_partitions() called from a rebalance callback")
         topics = self._consumer.list_topics(timeout=10).topics
         return {name: len(meta.partitions) for name, meta in topics.items() if meta.error is None}
 
@@ -132,13 +140,22 @@ class Source:
         self._consumer.close()
 
     def _assigned(self, _: Consumer, partitions: list[TopicPartition]) -> None:
-        self._listener.assigned(_keys(partitions))
+        self._in_listener(self._listener.assigned, partitions)
 
     def _revoked(self, _: Consumer, partitions: list[TopicPartition]) -> None:
-        self._listener.revoked(_keys(partitions))
+        self._in_listener(self._listener.revoked, partitions)
 
     def _lost(self, _: Consumer, partitions: list[TopicPartition]) -> None:
-        self._listener.lost(_keys(partitions))
+        self._in_listener(self._listener.lost, partitions)
+
+    def _in_listener(
+        self, call: Callable[[list[TopicPartitionKey]], None], partitions: list[TopicPartition]
+    ) -> None:
+        self._in_callback = True
+        try:
+            call(_keys(partitions))
+        finally:
+            self._in_callback = False
 
     def _client_error(self, error: KafkaError) -> None:
         self._on_error(error.str())

@@ -74,6 +74,7 @@ class Pipeline:
         self._lanes = Lanes()
         self._owned: set[TopicPartitionKey] = set()
         self._joined = False
+        self._reshare_due = False  # partitions came or went: recompute budget shares
         self.last_turn = clock()  # when the loop last turned (for /livez)
         self.snapshot = Snapshot()  # the state /metrics and /readyz serve, replaced each second
         self._next_publish = 0.0
@@ -125,6 +126,8 @@ class Pipeline:
         if not self._paused or now >= self._next_poll:
             self._next_poll = now + _PAUSED_POLL_S
             records = source.poll(self._flow.poll_batch_size, 0 if self._calls.in_flight else wait)
+        if self._reshare_due:
+            self._reshare()
         # 2-4. decode → unwrap → map, into per-key lanes (or straight to an outcome)
         for record in records:
             self._intake(record)
@@ -156,7 +159,7 @@ class Pipeline:
         _log.info("partitions.assigned", partitions=_names(tps))
         self._joined = True
         self._owned.update(tps)
-        self._reshare()
+        self._reshare_due = True
         if self._paused:
             self._source().pause(tps)
         if self._recovery is not None and tps:
@@ -175,16 +178,19 @@ class Pipeline:
         self._drain(set(tps), self._clock() + min(self._flow.shutdown_grace_seconds, 10.0))
         self._commit(set(tps))
         self._forget(tps)
-        self._reshare()
+        self._reshare_due = True
 
     def lost(self, tps: list[TopicPartitionKey]) -> None:
         """Partitions taken away without a chance to commit: drop their state."""
         _log.warning("partitions.lost", partitions=_names(tps))
         self._forget(tps)
-        self._reshare()
+        self._reshare_due = True
 
     def _reshare(self) -> None:
-        """Each account's budget for this replica (see :func:`connector.fleet.reshare`)."""
+        """Each account's budget for this replica (see :func:`connector.fleet.reshare`). Run
+        after the poll that delivered the rebalance, before anything is sent: never from inside
+        the rebalance callback, where a metadata request would break the Kafka client."""
+        self._reshare_due = False
         if not self._failed:
             counts = self._source().topic_partitions()
             reshare(self._accounts.values(), self._owned, counts, self._routes, self._clock())

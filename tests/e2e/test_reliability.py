@@ -12,6 +12,7 @@ import pytest
 
 from connector.testing import trials
 from connector.testing.kafka import read_all
+from connector.testing.sim import RateLimit, SimConfig, Simulator
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -134,3 +135,20 @@ def test_rejected_keys_hold_everything_and_recover_when_restored(stack: trials.S
     assert rejected["level"] == "error"
     assert "HTTP 403" in rejected["reason"]
     assert len(sink.events("account.accepted_again")) == 1
+
+
+def test_group_changes_survive_librdkafka_debug_logging(stack: trials.Stack) -> None:
+    """With librdkafka's group debug logs on (each one a callback served inside poll and close),
+    a member joining and two SIGTERMs run clean: the rebalance handling makes no Kafka client
+    call that breaks the client's callback state (which aborts the process)."""
+    config = trials.FAST_LIMIT | {"kafka": {"consumer": {"debug": "cgrp"}}}
+    with Simulator(SimConfig(rate_limit=RateLimit(calls=trials.FAST, window_s=5.0))) as sim:
+        with stack.trial(sim, config=config) as trial:
+            trial.produce(60)
+            a = trial.start("member-a")
+            a.wait_for(lambda: bool(a.events("account.budget")), 60, "member-a's budget")
+            b = trial.start("member-b")
+            b.wait_for(lambda: bool(b.events("account.budget")), 60, "member-b's budget")
+            trial.wait_done(b, 120)
+            assert (a.stop(), b.stop()) == (0, 0), a.tail() + b.tail()
+        _complete(trial)

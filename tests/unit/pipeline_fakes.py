@@ -47,7 +47,9 @@ class Clock:
 
 @dataclass
 class FakeInput:
-    """Records waiting to be polled; commits and pauses are recorded."""
+    """Records waiting to be polled; commits and pauses are recorded. Rebalance events queued in
+    ``rebalances`` reach the listener from inside :meth:`poll`, as librdkafka delivers them, and
+    like the real :class:`connector.consume.Source` it refuses metadata requests there."""
 
     pending: list[SourceRecord] = field(default_factory=list)
     commits: list[dict[TopicPartitionKey, int]] = field(default_factory=list)
@@ -55,9 +57,19 @@ class FakeInput:
     owned: list[TopicPartitionKey] = field(default_factory=list)
     commit_error: str | None = None
     closed: bool = False
+    listener: Pipeline | None = None
+    rebalances: list[tuple[str, list[TopicPartitionKey]]] = field(default_factory=list)
+    cluster: dict[str, int] = field(default_factory=dict)  # partitions per topic, if not owned
+    in_callback: bool = False
 
     def poll(self, max_records: int, timeout: float) -> list[SourceRecord]:  # noqa: ARG002
-        """Records of unpaused partitions, in order; never waits."""
+        """Rebalance events first, then records of unpaused partitions, in order; never waits."""
+        for kind, tps in self.rebalances:
+            assert self.listener is not None
+            self.in_callback = True
+            getattr(self.listener, kind)(tps)
+            self.in_callback = False
+        self.rebalances.clear()
         ready = [r for r in self.pending if (r.topic, r.partition) not in self.paused]
         out = ready[:max_records]
         for record in out:
@@ -90,6 +102,9 @@ class FakeInput:
         return len(self.pending)
 
     def topic_partitions(self) -> dict[str, int]:
+        assert not self.in_callback, "metadata requested from inside a rebalance callback"
+        if self.cluster:
+            return dict(self.cluster)
         return {topic: 1 + max(p for t, p in self.owned if t == topic) for topic, _ in self.owned}
 
     def committed(self, tps: list[TopicPartitionKey]) -> dict[TopicPartitionKey, int]:
@@ -300,6 +315,7 @@ def harness(
         draw=lambda: 0.5,
     )
     pipeline.attach(fake_input)
+    fake_input.listener = pipeline
     return Harness(pipeline, fake_input, output, fake_calls, clock, account)
 
 

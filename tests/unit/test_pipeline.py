@@ -234,6 +234,24 @@ def test_rejected_keys_hold_the_account_without_dead_letters_or_commits() -> Non
     assert h.input.committed_positions() == {("leads", 0): 2}
 
 
+def test_rebalances_inside_poll_reshare_the_budget_before_the_next_call() -> None:
+    """Partitions assigned or revoked from inside a poll (as librdkafka delivers them) set this
+    replica's share of the account's budget once that poll returns, before anything is sent;
+    the callbacks make no metadata request (the fake input fails if they do)."""
+    h = harness(calls=20, concurrency=20)
+    h.input.cluster = {"leads": 4}
+    h.input.rebalances.append(("assigned", [("leads", 0), ("leads", 1)]))
+    h.feed(*(record(i, f"k{i}", f"l{i}@x.io") for i in range(30)))
+    h.turn()
+    assert len(h.calls.sent) == 10  # two partitions of four: half of 20 calls per window
+    h.input.rebalances.append(("revoked", [("leads", 1)]))
+    h.calls.answer(ACCEPTED)
+    h.turn()
+    h.clock.advance(5.0)  # the answered calls leave the window
+    h.turn()
+    assert len(h.calls.sent) == 15  # one partition of four: 5 calls per window
+
+
 def test_revoke_finishes_calls_in_flight_commits_and_hands_back_the_rest() -> None:
     """On revoke, answers of calls in flight are recorded and committed; queued work is dropped
     and a late answer of a dropped call changes nothing."""
