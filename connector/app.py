@@ -15,6 +15,7 @@ from confluent_kafka.schema_registry import Schema, SchemaRegistryClient, Schema
 from connector.consume import Source
 from connector.decode import Decoder
 from connector.errors import ConfigError, FatalError
+from connector.health import HealthServer
 from connector.ledger import Ledger
 from connector.logs import Redactor, configure, get_logger
 from connector.mapping import compile_mapping
@@ -139,6 +140,8 @@ def run(settings: Settings) -> Tally:
             ),
         )
         pipeline.attach(source)
+        if settings.health.enabled:
+            stack.callback(_health(settings, pipeline).close)
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: pipeline.request_stop())
         _log.info("connector.started", routes=[route.name for route in settings.routes])
@@ -153,6 +156,18 @@ def _kafka_client(section: str, make: Callable[[], T]) -> T:
     except KafkaException as exc:
         error = exc.args[0].str() if exc.args else str(exc)
         raise ConfigError(f"kafka.{section}: librdkafka refused the settings: {error}") from None
+
+
+def _health(settings: Settings, pipeline: Pipeline) -> HealthServer:
+    health = settings.health
+    try:
+        server = HealthServer(health.host, health.port, pipeline, health.liveness_timeout_seconds)
+    except OSError as exc:
+        raise ConfigError(
+            f"health.port: cannot listen on {health.host}:{health.port}: {exc}"
+        ) from None
+    _log.info("health.listening", host=health.host, port=server.port)
+    return server.start()
 
 
 def _account(name: str, settings: Settings) -> Account:

@@ -54,6 +54,7 @@ class Snapshot:
 
     consumed: int = 0
     outcomes: dict[str, int] = field(default_factory=dict)
+    api_calls: int = 0
     retried: int = 0
     ambiguous: int = 0
     throttled: int = 0
@@ -140,6 +141,7 @@ def take_snapshot(
     return Snapshot(
         consumed=tally.consumed,
         outcomes={kind: getattr(tally, kind) for kind in kinds},
+        api_calls=tally.api_calls,
         retried=tally.retried,
         ambiguous=tally.ambiguous,
         throttled=tally.throttled,

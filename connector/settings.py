@@ -221,7 +221,7 @@ class HealthSettings(_Model):
 
     enabled: bool = True
     host: str = "0.0.0.0"  # noqa: S104 - in a pod, probes and scrapers come from outside
-    port: int = Field(9400, ge=1, le=65535)
+    port: int = Field(9400, ge=0, le=65535)  # 0: any free port (the health.listening line says)
     liveness_timeout_seconds: float = Field(60.0, gt=0)  # /livez fails if the loop stalls longer
 
 

@@ -73,6 +73,7 @@ def sink_config(
         "routes": route_config(),
         "output": {"results_topic": RESULTS, "dead_letter_topic": DEAD_LETTERS},
         "logging": {"format": "json"},
+        "health": {"host": "127.0.0.1", "port": 0},  # any free port: several may run at once
     }
 
 

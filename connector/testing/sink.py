@@ -110,6 +110,11 @@ class SinkProcess:
                 )
             time.sleep(interval)
 
+    def health_url(self, timeout: float = 60.0) -> str:
+        """The base URL of the process's health port (its ``health.listening`` line says)."""
+        self.wait_for(lambda: bool(self.events("health.listening")), timeout, "the health port")
+        return f"http://127.0.0.1:{self.events('health.listening')[0]['port']}"
+
     def tail(self, lines: int = 30) -> str:
         """The last lines of the log, for failure messages."""
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])

@@ -1,0 +1,119 @@
+"""Prometheus metrics (pure): the loop's latest :class:`~connector.observe.Snapshot` as metric
+families, collected at scrape time (the loop never touches a metrics object on its hot path).
+Names start with ``lsq_sink_``; per-account series carry an ``account`` label."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+    from prometheus_client.metrics_core import Metric
+
+    from connector.observe import Buckets, Snapshot
+
+__all__ = ["SnapshotCollector", "families"]
+
+
+class SnapshotCollector:
+    """A prometheus-client collector over a function returning the latest snapshot."""
+
+    def __init__(self, latest: Callable[[], Snapshot]) -> None:
+        self._latest = latest
+
+    def collect(self) -> Iterator[Metric]:
+        return iter(families(self._latest()))
+
+
+def families(snap: Snapshot) -> list[Metric]:
+    """Every metric family of one snapshot."""
+    out: list[Metric] = [
+        CounterMetricFamily("lsq_sink_records_consumed", "Records consumed", snap.consumed),
+        _labelled(
+            CounterMetricFamily("lsq_sink_records", "Records by outcome", labels=["outcome"]),
+            {(kind,): count for kind, count in snap.outcomes.items()},
+        ),
+        CounterMetricFamily("lsq_sink_api_calls", "Calls sent to LeadSquared", snap.api_calls),
+        CounterMetricFamily("lsq_sink_retries", "Calls retried after a failure", snap.retried),
+        CounterMetricFamily(
+            "lsq_sink_ambiguous_retries",
+            "Retries of calls LeadSquared may have received (timeouts, dropped connections)",
+            snap.ambiguous,
+        ),
+        CounterMetricFamily(
+            "lsq_sink_throttled", "Throttle answers (429 or rate-limit body)", snap.throttled
+        ),
+        GaugeMetricFamily(
+            "lsq_sink_in_flight_records",
+            "Records consumed without a durable outcome yet",
+            snap.in_flight_records,
+        ),
+        GaugeMetricFamily(
+            "lsq_sink_in_flight_bytes",
+            "Bytes of records without a durable outcome yet",
+            snap.in_flight_bytes,
+        ),
+        GaugeMetricFamily(
+            "lsq_sink_consumer_lag", "Records not yet consumed (assigned partitions)", snap.lag
+        ),
+        GaugeMetricFamily(
+            "lsq_sink_input_paused", "1 while the input is paused (backpressure)", int(snap.paused)
+        ),
+        GaugeMetricFamily("lsq_sink_ready", "1 when /readyz answers 200", int(not snap.not_ready)),
+        _histogram(
+            "lsq_sink_result_latency_seconds",
+            "Produce time of a record to the acknowledgement of its outcome",
+            snap.result_latency,
+        ),
+        _histogram(
+            "lsq_sink_commit_latency_seconds", "Synchronous offset commits", snap.commit_latency
+        ),
+    ]
+    out += _accounts(snap)
+    return out
+
+
+def _accounts(snap: Snapshot) -> list[Metric]:
+    answers = CounterMetricFamily(
+        "lsq_sink_answers", "LeadSquared answers by class", labels=["account", "answer"]
+    )
+    gauges = {
+        "lsq_sink_budget_calls": "This replica's share of the account's calls per window",
+        "lsq_sink_budget_window_seconds": "The window of that share",
+        "lsq_sink_tokens": "Calls that may start now under the budget",
+        "lsq_sink_calls_in_flight": "Calls sent and not answered yet",
+        "lsq_sink_account_available": "0 while LeadSquared looks down or rejects the keys",
+    }
+    families = {
+        name: GaugeMetricFamily(name, text, labels=["account"]) for name, text in gauges.items()
+    }
+    for account in snap.accounts:
+        values = (
+            account.calls,
+            account.window_s,
+            account.free,
+            account.in_flight,
+            int(account.available),
+        )
+        for family, value in zip(families.values(), values, strict=True):
+            family.add_metric([account.name], value)
+        for kind, count in sorted(account.answers.items()):
+            answers.add_metric([account.name, kind], count)
+    return [answers, *families.values()]
+
+
+def _labelled(family: CounterMetricFamily, values: dict[tuple[str, ...], float]) -> Metric:
+    for labels, value in sorted(values.items()):
+        family.add_metric(list(labels), value)
+    return family
+
+
+def _histogram(name: str, text: str, buckets: Buckets) -> Metric:
+    cumulative, running = [], 0
+    for bound, count in zip([*map(str, buckets.bounds), "+Inf"], buckets.counts, strict=True):
+        running += count
+        cumulative.append((bound, float(running)))
+    return HistogramMetricFamily(name, text, buckets=cumulative, sum_value=buckets.total)

@@ -1,0 +1,103 @@
+"""What the health port reports (pure parts): the snapshot as Prometheus metric families, and why a
+replica is not ready (SPEC §8)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from connector.metrics import SnapshotCollector
+from connector.observe import AccountView, Buckets, Snapshot, not_ready
+from connector.ports import Account
+from connector.ratelimit import RateGate
+
+
+def _scrape(snap: Snapshot) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    """The exposition text of ``snap`` parsed back: value per (sample name, labels)."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(SnapshotCollector(lambda: snap))
+    text = generate_latest(registry).decode()
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def test_snapshot_counts_become_counters_and_gauges() -> None:
+    """Records by outcome, calls, retries, throttles, work in flight, lag and readiness."""
+    snap = Snapshot(
+        consumed=12,
+        outcomes={"accepted": 9, "dead_lettered": 2, "skipped": 1, "recovered": 0},
+        api_calls=14,
+        retried=3,
+        ambiguous=1,
+        throttled=2,
+        in_flight_records=5,
+        in_flight_bytes=2048,
+        lag=40,
+        paused=True,
+        not_ready=(),
+    )
+    m = _scrape(snap)
+    none: frozenset[tuple[str, str]] = frozenset()
+    assert m["lsq_sink_records_consumed_total", none] == 12
+    assert m["lsq_sink_records_total", frozenset({("outcome", "accepted")})] == 9
+    assert m["lsq_sink_records_total", frozenset({("outcome", "dead_lettered")})] == 2
+    assert m["lsq_sink_api_calls_total", none] == 14
+    assert (m["lsq_sink_retries_total", none], m["lsq_sink_ambiguous_retries_total", none]) == (
+        3,
+        1,
+    )
+    assert m["lsq_sink_throttled_total", none] == 2
+    assert (m["lsq_sink_in_flight_records", none], m["lsq_sink_in_flight_bytes", none]) == (5, 2048)
+    assert (m["lsq_sink_consumer_lag", none], m["lsq_sink_input_paused", none]) == (40, 1)
+    assert m["lsq_sink_ready", none] == 1
+
+
+def test_accounts_are_labelled_series() -> None:
+    """Per account: its budget share, free tokens, calls in flight, availability, answers."""
+    view = AccountView("main", 12, 5.0, 7, 3, False, {"accepted": 20, "throttled": 1})
+    m = _scrape(Snapshot(accounts=(view,)))
+    main = frozenset({("account", "main")})
+    assert m["lsq_sink_budget_calls", main] == 12
+    assert m["lsq_sink_budget_window_seconds", main] == 5.0
+    assert (m["lsq_sink_tokens", main], m["lsq_sink_calls_in_flight", main]) == (7, 3)
+    assert m["lsq_sink_account_available", main] == 0
+    assert m["lsq_sink_answers_total", main | {("answer", "accepted")}] == 20
+    assert m["lsq_sink_answers_total", main | {("answer", "throttled")}] == 1
+    assert m["lsq_sink_ready", frozenset()] == 0  # the default snapshot is "starting"
+
+
+def test_latency_buckets_become_cumulative_histograms() -> None:
+    """Observations land in their bucket; the exposition counts them cumulatively, +Inf last."""
+    latency = Buckets()
+    for seconds in (0.003, 0.02, 0.02, 7.0, 1000.0):
+        latency.observe(seconds)
+    m = _scrape(Snapshot(result_latency=latency))
+
+    def bucket(le: str) -> float:
+        return m["lsq_sink_result_latency_seconds_bucket", frozenset({("le", le)})]
+
+    assert (bucket("0.005"), bucket("0.025"), bucket("5.0"), bucket("10.0")) == (1, 3, 3, 4)
+    assert bucket("+Inf") == 5
+    assert m["lsq_sink_result_latency_seconds_count", frozenset()] == 5
+    assert m["lsq_sink_result_latency_seconds_sum", frozenset()] == 1007.043
+    assert m["lsq_sink_commit_latency_seconds_count", frozenset()] == 0
+
+
+def test_not_ready_names_every_reason() -> None:
+    """Stopping, not in the group, outcomes not acknowledged, rejected keys: each is a reason;
+    none of them means ready."""
+    rejected = Account("main", RateGate(25, 5.0), 4, 5.0, rejected="HTTP 403: Forbidden")
+    fine = Account("other", RateGate(25, 5.0), 4, 5.0)
+    reasons = not_ready(
+        stopping=True, joined=False, results_delayed=True, accounts=[rejected, fine]
+    )
+    assert reasons == (
+        "stopping",
+        "not in the consumer group yet",
+        "results and dead letters are not being acknowledged by Kafka",
+        "account main: LeadSquared rejects its keys (HTTP 403: Forbidden)",
+    )
+    assert not_ready(stopping=False, joined=True, results_delayed=False, accounts=[fine]) == ()
