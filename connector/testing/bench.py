@@ -7,7 +7,9 @@ a noisy machine. The simulator, the connector and the baseline run as separate p
   safe under a sliding window (C + r·W ≤ N), on a simulated clock;
 - overhead: connector records/s ÷ a bare httpx loop posting the same bodies to the same
   simulator (no limit) at the same concurrency;
-- latency: produce → results record, p50 and p99, while the budget has room.
+- latency: produce → results record, p50 and p99, while the budget has room;
+- fleet: three replicas sharing one account's 25 per 5 s: accepted calls ÷ calls allowed;
+- memory: peak RSS while a backlog of 1,000,000 records waits behind the budget.
 """
 
 from __future__ import annotations
@@ -33,11 +35,13 @@ from connector.results import RESULT_SCHEMA
 from connector.testing.broker import local_broker
 from connector.testing.cdc import ACTIVITIES, LEADS, CdcWriter
 from connector.testing.demo import DEAD_LETTERS, RESULTS, sink_config
+from connector.testing.fleet_trial import fleet
 from connector.testing.kafka import create_topics, read_topic, unique_name
 from connector.testing.registry import SchemaRegistryServer
 from connector.testing.scenario import build_scenario
 from connector.testing.sim import RateLimit, SimConfig, SimProcess
 from connector.testing.sink import SinkProcess
+from connector.testing.trials import Stack as TrialStack
 
 if TYPE_CHECKING:
     from connector.testing.broker import Broker
@@ -387,6 +391,17 @@ def main(argv: list[str] | None = None) -> int:
         say("latency (produce → results record, 2 records/s, budget has room)")
         figures["latency"] = latency(stack)
         say(f"  {figures['latency']}")
+        say("fleet (3 replicas, one account at 25 calls / 5 s, 120 s once each has its share)")
+        _, report = fleet(TrialStack(broker, registry, stack.workdir), replicas=3, limit=25)
+        figures["fleet"] = {
+            "budget_use": round(report.budget_use, 4),
+            "accepted_in_120s": report.accepted,
+            "allowed_in_120s": int(report.limit * report.seconds / 5),
+            "shares": report.shares,
+            "throttled": report.throttled,
+            "max_calls_in_any_5s": report.max_calls_in_window,
+        }
+        say(f"  {figures['fleet']}")
         say("memory (1,000,000-record backlog behind the 25 calls / 5 s budget, 2 minutes)")
         figures["memory"] = memory(stack, say)
         say(f"  {figures['memory']}")
