@@ -11,6 +11,8 @@ from typing import Any
 from pydantic import BaseModel
 
 from connector.mapping import ActivitySpec, MappingSpec
+from connector.metrics import families
+from connector.observe import AccountView, Snapshot
 from connector.results import RESULT_SCHEMA
 from connector.settings import Settings
 
@@ -75,3 +77,12 @@ def test_published_result_schema_is_the_one_written() -> None:
     """schemas/result.avsc (with docs) is RESULT_SCHEMA, field for field."""
     published = json.loads((ROOT / "schemas" / "result.avsc").read_text(encoding="utf-8"))
     assert _without_docs(published) == RESULT_SCHEMA
+
+
+def test_readme_lists_every_metric() -> None:
+    """Each metric family the health port serves is in the README's metrics table."""
+    account = AccountView("main", 25, 5.0, 25, 0, True, {"accepted": 1})
+    served = families(Snapshot(accounts=(account,)))
+    names = [family.name + ("_total" if family.type == "counter" else "") for family in served]
+    assert len(names) == 19
+    assert [name for name in names if f"`{name}" not in README] == []
