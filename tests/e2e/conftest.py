@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from connector.testing import trials
 from connector.testing.cdc import ACTIVITIES, LEADS, CdcWriter
 from connector.testing.demo import DEAD_LETTERS, RESULTS, sink_config
 from connector.testing.kafka import create_topics, unique_name
@@ -15,6 +16,7 @@ from connector.testing.registry import SchemaRegistryServer
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+    from pathlib import Path
 
     from connector.testing.broker import Broker
     from connector.testing.cdc import Event
@@ -25,6 +27,12 @@ if TYPE_CHECKING:
 def registry() -> Iterator[SchemaRegistryServer]:
     with SchemaRegistryServer() as server:
         yield server
+
+
+@pytest.fixture
+def stack(broker: Broker, registry: SchemaRegistryServer, tmp_path: Path) -> trials.Stack:
+    """The broker and registry for the reliability trials, with a scratch directory."""
+    return trials.Stack(broker, registry, tmp_path)
 
 
 @dataclass

@@ -3,23 +3,8 @@ consumer group against one simulator that enforces the account's limit."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-import pytest
-
 from connector.testing import trials
 from connector.testing.fleet_trial import fleet
-
-if TYPE_CHECKING:
-    from pathlib import Path
-
-    from connector.testing.broker import Broker
-    from connector.testing.registry import SchemaRegistryServer
-
-
-@pytest.fixture
-def stack(broker: Broker, registry: SchemaRegistryServer, tmp_path: Path) -> trials.Stack:
-    return trials.Stack(broker, registry, tmp_path)
 
 
 def test_three_replicas_never_exceed_the_account_limit_together(stack: trials.Stack) -> None:

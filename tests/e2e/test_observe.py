@@ -3,28 +3,14 @@ and its log lines."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import httpx
-import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from connector.testing import trials
 from connector.testing.reliability import wait_until
 from connector.testing.sim import RateLimit, SimConfig, Simulator
 
-if TYPE_CHECKING:
-    from pathlib import Path
-
-    from connector.testing.broker import Broker
-    from connector.testing.registry import SchemaRegistryServer
-
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-
-
-@pytest.fixture
-def stack(broker: Broker, registry: SchemaRegistryServer, tmp_path: Path) -> trials.Stack:
-    return trials.Stack(broker, registry, tmp_path)
 
 
 def _scrape(url: str) -> Samples:

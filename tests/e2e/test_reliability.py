@@ -15,16 +15,7 @@ from connector.testing.kafka import read_all
 from connector.testing.sim import RateLimit, SimConfig, Simulator
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
-    from connector.testing.broker import Broker
-    from connector.testing.registry import SchemaRegistryServer
     from connector.testing.reliability import Trial
-
-
-@pytest.fixture
-def stack(broker: Broker, registry: SchemaRegistryServer, tmp_path: Path) -> trials.Stack:
-    return trials.Stack(broker, registry, tmp_path)
 
 
 def _complete(trial: Trial) -> None:
