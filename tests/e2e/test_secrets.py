@@ -5,17 +5,20 @@ map; MX errors with HTTP 500 and 200; 5xx answers and a dropped connection, retr
 never ends (retries exhausted); throttling by 429 and by the rate-limit body with HTTP 200; 403
 and 401 after the simulator rotated the keys, then the keys restored. Then everything the
 connector produced (its whole log, every dead-letter and results record: keys, values, headers) is
-scanned for each secret, raw, URL-encoded and JSON-escaped: none may appear. Emails and phone
+and what its health port served along the way (/metrics, /readyz) is scanned for each secret, raw,
+URL-encoded and JSON-escaped: none may appear. Emails and phone
 numbers of the records are masked in the log (the default) though LeadSquared received them."""
 
 from __future__ import annotations
 
 import json
 import random
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+import httpx
 import pytest
 
 from connector.testing.cdc import LEADS, CdcWriter, Event, envelope, lead_row
@@ -104,6 +107,7 @@ class Run:
     phones: list[str]
     unsent: list[str]  # personal data of records that never reach LeadSquared
     exit_code: int
+    health: list[bytes]  # /metrics and /readyz bodies, scraped at each phase
 
 
 class _Feed:
@@ -172,6 +176,7 @@ def run(broker: Broker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ru
             feed = _Feed(writer, leads)
             _phase_one(feed)
             _wait_outcomes(sink, feed.count)
+            url, health = sink.health_url(), []
             name = sim.account().name
             for status, rotation in ((403, "api_key"), (401, "access_key")):  # keys rejected
                 sim.client.rotate_keys(name, **{rotation: f"rotated-{rotation}"})
@@ -179,9 +184,11 @@ def run(broker: Broker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ru
                 for i in range(2):
                     feed.lead(40 + status + i, f"after{status}.{i}@customer.example", None)
                 _wait(sink, lambda: _answered(sim, start, status) >= 2, f"two {status} answers")  # noqa: B023 - used at once
+                health += _scrape(url)
                 original = {"api_key": API_KEY, "access_key": ACCESS_KEY}[rotation]
                 sim.client.rotate_keys(name, **{rotation: original})
                 _wait_outcomes(sink, feed.count)
+            health += _scrape(url)
             exit_code = sink.stop()
         yield Run(
             log=sink.log_path.read_bytes(),
@@ -192,7 +199,14 @@ def run(broker: Broker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ru
             phones=feed.phones,
             unsent=feed.unsent,
             exit_code=exit_code,
+            health=health,
         )
+
+
+def _scrape(url: str) -> list[bytes]:
+    """What the health port serves once the loop published a fresh snapshot (once a second)."""
+    time.sleep(1.2)
+    return [httpx.get(f"{url}/metrics").content, httpx.get(f"{url}/readyz").content]
 
 
 def _config(broker: Broker, registry_url: str, sim_url: str, suffix: str) -> dict[str, Any]:
@@ -329,6 +343,15 @@ def test_keys_echoed_by_leadsquared_stay_out_of_dead_letter_headers(run: Run) ->
     message = _header(echo, "__connect.errors.exception.message")
     assert ECHO_TEXT in message
     assert _leaks(_record_bytes(echo)) == []
+
+
+def test_no_secret_in_metrics_or_health_answers(run: Run) -> None:
+    """/metrics and /readyz, scraped after the first records, while each key was rejected and at
+    the end, hold no secret; they are not empty (the rejection reason was among them)."""
+    assert len(run.health) == 6
+    assert all(b"lsq_sink_records_consumed_total" in body for body in run.health[::2])
+    assert any(b"LeadSquared rejects its keys (HTTP 40" in body for body in run.health[1::2])
+    assert [_leaks(body) for body in run.health] == [[]] * 6
 
 
 def test_personal_data_is_masked_in_the_log_but_reaches_leadsquared(run: Run) -> None:
