@@ -88,7 +88,11 @@ class KafkaSettings(_Model):
             "group.id": self.group_id,
             "auto.offset.reset": "earliest",
             "partition.assignment.strategy": "cooperative-sticky",
-            "queued.max.messages.kbytes": 8192,  # bounded prefetch per partition (memory)
+            # A small prefetch: LeadSquared takes a few calls a second, and each pause under
+            # backpressure drops what was prefetched; large fetches only grow the heap (make bench).
+            "queued.max.messages.kbytes": 1024,
+            "fetch.max.bytes": 1_048_576,
+            "max.partition.fetch.bytes": 262_144,
         }
         return self._common() | ours | self.consumer | _CONSUMER_FIXED
 

@@ -179,6 +179,18 @@ def test_librdkafka_settings_keep_the_guarantees(tmp_path: Path) -> None:
     assert (producer["enable.idempotence"], producer["acks"]) == (True, "all")
 
 
+def test_consumer_prefetch_is_small_unless_the_user_raises_it(tmp_path: Path) -> None:
+    """Invariant 5: at most 1 MiB is prefetched by default (memory stays flat under
+    backpressure: `make bench`); a user's value wins."""
+    settings = load_settings(_write(tmp_path, _with()), environ={})
+    consumer = settings.kafka.consumer_config()
+    fetch = ("queued.max.messages.kbytes", "fetch.max.bytes", "max.partition.fetch.bytes")
+    assert [consumer[key] for key in fetch] == [1024, 1_048_576, 262_144]
+    data = _with(**{"kafka.consumer": {"queued.max.messages.kbytes": 65536}})
+    raised = load_settings(_write(tmp_path, data), environ={}).kafka.consumer_config()
+    assert raised["queued.max.messages.kbytes"] == 65536
+
+
 def test_cli_exits_2_with_a_message_on_bad_config(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
