@@ -1,7 +1,9 @@
 """Structured logs: structlog JSON lines on stdout (console rendering on a terminal), with the
 standard library's loggers (librdkafka via confluent-kafka, httpx) routed through the same
 processors. Secrets never appear (SPEC §2.6): known secret values are masked everywhere, and emails
-and phone numbers are masked in free-text fields unless the user turns that off."""
+and phone numbers are masked in free-text fields unless the user turns that off. Noisy repeats (a
+broker refusing connections, retried many times a second) are held back: one line per
+``REPEAT_INTERVAL_S`` that says how many like it were not written."""
 
 from __future__ import annotations
 
@@ -16,9 +18,24 @@ from urllib.parse import quote, quote_plus
 import structlog
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, MutableMapping
+    from collections.abc import Callable, Iterable, MutableMapping
 
-__all__ = ["Redactor", "configure", "flush_logs", "get_logger", "mask", "secret_forms"]
+__all__ = [
+    "Redactor",
+    "Repeats",
+    "configure",
+    "flush_logs",
+    "get_logger",
+    "mask",
+    "secret_forms",
+]
+
+#: How long identical Kafka client errors and librdkafka lines are held back after one is written.
+REPEAT_INTERVAL_S = 30.0
+#: Our events that repeat while a fault lasts (the Kafka client's error callbacks).
+_REPEATING = frozenset({"kafka.error"})
+_NUMBERS = re.compile(r"\d+")
+_REMEMBERED = 1000  # distinct messages remembered before old ones are forgotten
 
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 _PHONE = re.compile(r"(?<![\w-])\+?\d(?:[ -]?\d){6,14}(?![\w-])")
@@ -76,6 +93,53 @@ class Redactor:
         if isinstance(value, list | tuple):
             return [self._clean(v, structural) for v in value]
         return value
+
+
+class Repeats:
+    """Messages seen again within ``interval`` seconds (numbers aside, such as "after 3ms") are
+    held back and counted; the next one let through says how many were."""
+
+    def __init__(
+        self, interval: float = REPEAT_INTERVAL_S, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._interval, self._clock = interval, clock
+        self._seen: dict[str, tuple[float, int]] = {}  # key → (when let through, held since)
+
+    def admit(self, text: str) -> int | None:
+        """``None`` to hold ``text`` back; else how many like it were held back before it."""
+        key, now = _NUMBERS.sub("#", text), self._clock()
+        let_through, held = self._seen.get(key, (-self._interval, 0))
+        if now - let_through < self._interval:
+            self._seen[key] = (let_through, held + 1)
+            return None
+        if len(self._seen) >= _REMEMBERED:  # forget old messages (bounded memory)
+            self._seen = {k: v for k, v in self._seen.items() if now - v[0] < self._interval}
+        self._seen[key] = (now, 0)
+        return held
+
+    def processor(
+        self, _: Any, __: str, event_dict: MutableMapping[str, Any]
+    ) -> MutableMapping[str, Any]:
+        """structlog: hold back repeated events of the kinds that repeat while a fault lasts."""
+        if event_dict.get("event") in _REPEATING:
+            held = self.admit(
+                f"{event_dict['event']} {event_dict.get('client')} {event_dict.get('error')}"
+            )
+            if held is None:
+                raise structlog.DropEvent
+            if held:
+                event_dict["repeats_held_back"] = held
+        return event_dict
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """logging: the same for a standard library logger's warnings and errors (debug and info
+        lines, asked for, all go out)."""
+        if record.levelno < logging.WARNING:
+            return True
+        held = self.admit(f"{record.name} {record.getMessage()}")
+        if held:
+            record.msg, record.args = f"{record.getMessage()} ({held} like it held back)", ()
+        return held is not None
 
 
 class _Stdout:
@@ -139,8 +203,9 @@ def configure(
     ]
     global _stdout  # noqa: PLW0603 - one stdout per process
     _stdout = _Stdout(sys.stdout)
+    repeats = Repeats()
     structlog.configure(
-        processors=[_logger_name, *shared, tracebacks, redactor, renderer],
+        processors=[repeats.processor, _logger_name, *shared, tracebacks, redactor, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping()[level]),
         logger_factory=structlog.WriteLoggerFactory(_stdout),  # type: ignore[arg-type]  # a writable text file
         cache_logger_on_first_use=False,
@@ -157,6 +222,7 @@ def configure(
             ],
         )
     )
+    handler.filters[:] = [repeats.filter]
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -139,14 +139,11 @@ for _ in $(seq 25); do
   [[ $livez == 000 ]] || break
   sleep 0.2
 done
-if [[ $livez == 000 ]]; then
-  say "health port 9400: nothing answers (this build serves no /livez yet)"
-else
-  [[ $livez == 200 ]] || fail "/livez answered $livez"
-  say "/livez 200, /readyz $(curl -s -o /dev/null -w '%{http_code}' \
-    "http://127.0.0.1:$HEALTH_PORT/readyz") (no broker), /metrics $(curl -s \
-    "http://127.0.0.1:$HEALTH_PORT/metrics" | grep -vc '^#') samples"
-fi
+[[ $livez == 200 ]] || fail "/livez answered $livez (000: nothing listens on the health port)"
+readyz=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$HEALTH_PORT/readyz")
+[[ $readyz == 503 ]] || fail "/readyz answered $readyz without a broker"
+say "/livez 200, /readyz 503 (no broker), /metrics $(curl -s \
+  "http://127.0.0.1:$HEALTH_PORT/metrics" | grep -vc '^#') samples"
 sleep 3
 say "process in the container: $(podman top "$container" user group args | tail -n 1)"
 # podman itself mounts hosts and resolv.conf, which shows as "C /etc", and creates the mountpoint of
