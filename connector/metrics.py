@@ -87,9 +87,9 @@ def _accounts(snap: Snapshot) -> list[Metric]:
         "lsq_sink_calls_in_flight": "Calls sent and not answered yet",
         "lsq_sink_account_available": "0 while LeadSquared looks down or rejects the keys",
     }
-    families = {
-        name: GaugeMetricFamily(name, text, labels=["account"]) for name, text in gauges.items()
-    }
+    per_account = [
+        GaugeMetricFamily(name, text, labels=["account"]) for name, text in gauges.items()
+    ]
     for account in snap.accounts:
         values = (
             account.calls,
@@ -98,11 +98,11 @@ def _accounts(snap: Snapshot) -> list[Metric]:
             account.in_flight,
             int(account.available),
         )
-        for family, value in zip(families.values(), values, strict=True):
+        for family, value in zip(per_account, values, strict=True):
             family.add_metric([account.name], value)
         for kind, count in sorted(account.answers.items()):
             answers.add_metric([account.name, kind], count)
-    return [answers, *families.values()]
+    return [answers, *per_account]
 
 
 def _labelled(family: CounterMetricFamily, values: dict[tuple[str, ...], float]) -> Metric:
