@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from connector.testing.reliability import wait_until
 from connector.testing.sim import AnswerClass, RateLimit, SimConfig, Simulator
@@ -54,11 +54,11 @@ def fleet(
         trial.produce(records)
         sinks = [trial.start(f"replica-{i}") for i in range(replicas)]
 
-        def share(sink_events: list[dict[str, object]]) -> int | None:
+        def share(sink_events: list[dict[str, Any]]) -> int | None:
             last = sink_events[-1] if sink_events else {}
             mine, of = last.get("partitions"), last.get("of_partitions")
             steady = (mine, of) == (PER_REPLICA, PER_REPLICA * replicas)
-            return int(str(last["calls"])) if steady else None
+            return int(last["calls"]) if steady else None
 
         wait_until(
             lambda: all(share(s.events("account.budget")) is not None for s in sinks),

@@ -14,7 +14,8 @@ def test_three_replicas_never_exceed_the_account_limit_together(stack: trials.St
     limit = trials.STEADY
     trial, report = fleet(stack, limit=limit, records=900, seconds=10.0)
     assert report.shares == (limit // 3,) * 3
-    assert (report.throttled, report.max_calls_in_window <= limit) == (0, True)
+    assert report.throttled == 0
+    assert report.max_calls_in_window <= limit
     assert report.accepted > 0
     assert trial.report("fleet", restarts=0).lost == 0
     print(f"fleet of 3: budget use {report.budget_use:.3f} ({report.accepted} calls in 10 s)")  # noqa: T201

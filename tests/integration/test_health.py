@@ -25,6 +25,11 @@ class Loop:
     now: float = 100.0
 
 
+def _get(url: str) -> tuple[int, str]:
+    answer = httpx.get(url)
+    return answer.status_code, answer.text
+
+
 @pytest.fixture
 def served() -> Iterator[tuple[Loop, str]]:
     loop = Loop()
@@ -39,10 +44,9 @@ def test_livez_fails_only_when_the_loop_stops_turning(served: tuple[Loop, str]) 
     """200 while the last turn is recent; 503 saying for how long once it is older than the
     liveness timeout; 200 again when the loop turns."""
     loop, url = served
-    assert (httpx.get(f"{url}/livez").status_code, httpx.get(f"{url}/livez").text) == (200, "ok\n")
+    assert _get(f"{url}/livez") == (200, "ok\n")
     loop.now += 61
-    stalled = httpx.get(f"{url}/livez")
-    assert (stalled.status_code, stalled.text) == (503, "the loop has not turned for 61 s\n")
+    assert _get(f"{url}/livez") == (503, "the loop has not turned for 61 s\n")
     loop.last_turn = loop.now
     assert httpx.get(f"{url}/livez").status_code == 200
 
@@ -50,21 +54,11 @@ def test_livez_fails_only_when_the_loop_stops_turning(served: tuple[Loop, str]) 
 def test_readyz_lists_the_reasons_until_there_are_none(served: tuple[Loop, str]) -> None:
     """503 with one reason per line while the snapshot has any; 200 "ready" after."""
     loop, url = served
-    assert (httpx.get(f"{url}/readyz").status_code, httpx.get(f"{url}/readyz").text) == (
-        503,
-        "starting\n",
-    )
+    assert _get(f"{url}/readyz") == (503, "starting\n")
     loop.snapshot = Snapshot(not_ready=("not in the consumer group yet", "account main: x"))
-    answer = httpx.get(f"{url}/readyz")
-    assert (answer.status_code, answer.text) == (
-        503,
-        "not in the consumer group yet\naccount main: x\n",
-    )
+    assert _get(f"{url}/readyz") == (503, "not in the consumer group yet\naccount main: x\n")
     loop.snapshot = Snapshot(not_ready=())
-    assert (httpx.get(f"{url}/readyz").status_code, httpx.get(f"{url}/readyz").text) == (
-        200,
-        "ready\n",
-    )
+    assert _get(f"{url}/readyz") == (200, "ready\n")
 
 
 def test_metrics_serve_the_latest_snapshot(served: tuple[Loop, str]) -> None:
@@ -82,11 +76,7 @@ def test_unknown_paths_are_404_and_a_busy_port_is_an_error(served: tuple[Loop, s
     """Anything else is a 404 naming the three paths; a second server on the same port fails to
     start (the connector reports it as a configuration error of health.port)."""
     loop, url = served
-    answer = httpx.get(f"{url}/")
-    assert (answer.status_code, answer.text) == (
-        404,
-        "not found: try /metrics, /livez or /readyz\n",
-    )
+    assert _get(f"{url}/") == (404, "not found: try /metrics, /livez or /readyz\n")
     port = int(url.rsplit(":", 1)[1])
     with pytest.raises(OSError, match="in use"):
         HealthServer("127.0.0.1", port, loop, 60.0)
