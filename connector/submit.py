@@ -1,13 +1,13 @@
-"""Send rendered calls to LeadSquared and bring back their answers (SPEC §3), on a small thread
-pool so the pipeline's loop never blocks on HTTP. The only module that unwraps credentials: keys
-go into the query string (async host, as documented) or headers (sync host) and never into
-answers, errors or logs."""
+"""Send rendered calls to LeadSquared and bring back their answers (SPEC §3), on a few worker
+threads per account so the pipeline's loop never blocks on HTTP. The only module that unwraps
+credentials: keys go into the query string (async host, as documented) or headers (sync host) and
+never into answers, errors or logs."""
 
 from __future__ import annotations
 
 import json
 import queue
-from concurrent.futures import ThreadPoolExecutor
+import threading
 from typing import TYPE_CHECKING
 
 import httpx
@@ -16,12 +16,12 @@ from connector.logs import mask, secret_forms
 from connector.records import Answer
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
 
     from connector.records import Mode, Operation, Payload
     from connector.settings import AccountSettings
 
-__all__ = ["ENDPOINTS", "Submitter", "endpoint"]
+__all__ = ["ENDPOINTS", "Submitter", "endpoint", "pooled_transport"]
 
 #: The path of each operation on the async host and on the regular (sync) API host.
 ENDPOINTS: dict[tuple[Operation, Mode], str] = {
@@ -40,22 +40,27 @@ def endpoint(operation: Operation, mode: Mode) -> str:
     return ENDPOINTS[(operation, mode)]
 
 
+def pooled_transport(settings: AccountSettings) -> httpx.BaseTransport:
+    """An account's connection pool: as many connections as calls it may have in flight."""
+    concurrency = settings.max_concurrency
+    return httpx.HTTPTransport(
+        limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    )
+
+
 class _Account:
     """One account's HTTP side: a pooled connection transport shared by its two hosts, and the
     credentials. Calls go straight to httpx's transport: LeadSquared needs none of the Client
     layer (redirects, cookies, auth flows), which costs more CPU than everything else per call."""
 
-    def __init__(self, settings: AccountSettings) -> None:
+    def __init__(self, settings: AccountSettings, transport: httpx.BaseTransport) -> None:
         access, secret = (
             settings.access_key.get_secret_value(),
             settings.secret_key.get_secret_value(),
         )
         api_key = settings.api_key.get_secret_value() if settings.api_key else ""
         self._forms = secret_forms((access, secret, api_key))
-        concurrency = settings.max_concurrency
-        self._transport = httpx.HTTPTransport(
-            limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-        )
+        self._transport = transport
         self._timeout = httpx.Timeout(
             settings.request_timeout_seconds, connect=settings.connect_timeout_seconds
         ).as_dict()
@@ -110,14 +115,51 @@ class _Account:
         self._transport.close()
 
 
-class Submitter:
-    """Runs calls on worker threads; :meth:`collect` returns the answers as they come."""
+class _Workers:
+    """One account's worker threads, started as calls need them up to its concurrency. They are
+    daemon threads: a call still hanging when the connector stops must not hold the process past
+    its shutdown grace (a thread pool's workers are joined at exit)."""
 
-    def __init__(self, accounts: Mapping[str, AccountSettings]) -> None:
-        self._accounts = {name: _Account(settings) for name, settings in accounts.items()}
-        self._pools = {
-            name: ThreadPoolExecutor(settings.max_concurrency, thread_name_prefix=f"lsq-{name}")
-            for name, settings in accounts.items()
+    def __init__(self, name: str, size: int) -> None:
+        self._name, self._size = name, size
+        self._jobs: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+        self._closed = False
+
+    def submit(self, job: Callable[[], None]) -> None:
+        self._jobs.put(job)
+        if len(self._threads) < self._size:
+            thread = threading.Thread(
+                target=self._work, name=f"lsq-{self._name}-{len(self._threads)}", daemon=True
+            )
+            self._threads.append(thread)
+            thread.start()
+
+    def close(self) -> None:
+        """Calls not yet started are dropped; running ones finish in the background."""
+        self._closed = True
+        for _ in self._threads:
+            self._jobs.put(None)
+
+    def _work(self) -> None:
+        while (job := self._jobs.get()) is not None and not self._closed:
+            job()
+
+
+class Submitter:
+    """Runs calls on worker threads; :meth:`collect` returns the answers as they come.
+    ``transport`` makes each account's HTTP transport (tests inject ``httpx.MockTransport``)."""
+
+    def __init__(
+        self,
+        accounts: Mapping[str, AccountSettings],
+        transport: Callable[[AccountSettings], httpx.BaseTransport] = pooled_transport,
+    ) -> None:
+        self._accounts = {
+            name: _Account(settings, transport(settings)) for name, settings in accounts.items()
+        }
+        self._workers = {
+            name: _Workers(name, settings.max_concurrency) for name, settings in accounts.items()
         }
         self._answers: queue.SimpleQueue[tuple[int, Answer]] = queue.SimpleQueue()
         self.in_flight = 0
@@ -125,7 +167,8 @@ class Submitter:
     def submit(self, ticket: int, account: str, mode: Mode, payload: Payload) -> None:
         """Start the call; its answer arrives through :meth:`collect` tagged with ``ticket``."""
         self.in_flight += 1
-        self._pools[account].submit(self._run, ticket, self._accounts[account], mode, payload)
+        client = self._accounts[account]
+        self._workers[account].submit(lambda: self._run(ticket, client, mode, payload))
 
     def collect(self, timeout: float) -> list[tuple[int, Answer]]:
         """Answers that arrived, waiting up to ``timeout`` seconds for the first one."""
@@ -143,8 +186,8 @@ class Submitter:
 
     def close(self) -> None:
         """Stop the workers (calls still running finish in the background) and close clients."""
-        for pool in self._pools.values():
-            pool.shutdown(wait=False, cancel_futures=True)
+        for workers in self._workers.values():
+            workers.close()
         for account in self._accounts.values():
             account.close()
 
