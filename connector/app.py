@@ -19,10 +19,11 @@ from connector.health import HealthServer
 from connector.ledger import Ledger
 from connector.logs import Redactor, configure, get_logger
 from connector.mapping import compile_mapping
+from connector.outcome_records import RESULT_SCHEMA
 from connector.pipeline import Pipeline
 from connector.ports import Account, Route, Tally
 from connector.ratelimit import RateGate
-from connector.results import RESULT_SCHEMA, OutcomeWriter, ResultEncoder
+from connector.results import OutcomeWriter, ResultEncoder
 from connector.schemas import RegistrySchemas, load_avsc, registry_client
 from connector.secrets import secret_values
 from connector.submit import Submitter
@@ -112,7 +113,6 @@ def run(settings: Settings) -> Tally:
                 settings.flow.stall_warning_seconds,
             ),
         )
-        stack.callback(output.close, 5.0)
         consumer_config = settings.kafka.consumer_config() | kafka_log
         ledger = Ledger(
             consumer_config,
@@ -130,6 +130,8 @@ def run(settings: Settings) -> Tally:
             flow=settings.flow,
             progress_interval=settings.logging.progress_interval_seconds,
         )
+        # outcomes not acknowledged yet get what is left of the grace (5 s after a failure)
+        stack.callback(lambda: output.close(pipeline.time_left(5.0)))
         source = _kafka_client(
             "consumer",
             lambda: Source(

@@ -112,8 +112,14 @@ class Source:
         return None
 
     def committed(self, tps: list[TopicPartitionKey]) -> dict[TopicPartitionKey, int]:
-        """The group's committed offsets (negative when none) for ``tps``."""
-        offsets = self._consumer.committed([TopicPartition(t, p) for t, p in tps], timeout=10)
+        """The group's committed offsets (negative when none) for ``tps``; none when the broker
+        does not answer in time (reported: outcomes are then not read back, and calls that were
+        done before a restart may be made again)."""
+        try:
+            offsets = self._consumer.committed([TopicPartition(t, p) for t, p in tps], timeout=10)
+        except KafkaException as exc:
+            self._on_error(f"committed offsets not known, outcomes not read back: {exc}")
+            return {}
         return {(tp.topic, tp.partition): tp.offset for tp in offsets}
 
     def topic_partitions(self) -> dict[str, int]:

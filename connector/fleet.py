@@ -1,50 +1,80 @@
-"""One rate budget for the whole fleet (SPEC §7): the replicas of a consumer group share each
-account's budget in proportion to the partitions each owns, recomputed on every rebalance, so that
-together they stay under the limit. (A replica's larger share takes effect only a window later:
-see :meth:`connector.ratelimit.RateGate.resize`.)"""
+"""One rate budget for the whole fleet (SPEC §2.8, §7), without the replicas talking to each other.
+
+The account's N calls per window are N *lanes*. The partitions of the account's topics, in one
+order every replica sees alike (by topic, then partition), are dealt onto the lanes: with no more
+partitions than lanes, partition i gets the lanes j with j mod P = i; with more, lane j carries the
+partitions i with i mod N = j. A replica holds a lane outright when it owns every partition on it
+(one call in any window on it, through the gate's sliding-window log), and takes turns on a lane it
+shares with others (one call in each turn of a partition it owns: see
+:mod:`connector.ratelimit`). Since each partition has one owner, each lane's calls come from one
+replica at a time, and the fleet never holds more than N calls in any window, whatever the number
+of replicas, partitions or calls. Shares are recomputed on every rebalance; a larger one takes
+effect a turn later (:meth:`connector.ratelimit.RateGate.resize`)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
 from connector.logs import get_logger
-from connector.ratelimit import fleet_share
+from connector.ratelimit import Share
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Mapping
+    from collections.abc import Callable, Collection, Iterable, Mapping
 
     from connector.offsets import TopicPartitionKey
     from connector.ports import Account, Route
 
-__all__ = ["reshare"]
+__all__ = ["reshare", "share"]
 
 _log = get_logger(__name__)
+
+
+def share(calls: int, mine: Collection[int], total: int) -> Share:
+    """The share of a replica owning partitions ``mine`` (positions in the common order) of
+    ``total``, out of a budget of ``calls`` per window."""
+    if not mine or total <= 0:
+        return Share()
+    if total <= calls:  # a lane has one partition: lanes are held outright
+        return Share(sum(1 for lane in range(calls) if lane % total in mine))
+    outright, turns = 0, {}
+    for lane in range(calls):
+        members = range(lane, total, calls)
+        held = frozenset(position for position, p in enumerate(members) if p in mine)
+        if len(held) == len(members):
+            outright += 1
+        elif held:
+            turns[lane] = (len(members), held)
+    return Share(outright, turns)
 
 
 def reshare(
     accounts: Iterable[Account],
     owned: set[TopicPartitionKey],
+    *,
     partitions: Mapping[str, int],
     route_of: Callable[[str], Route | None],
     now: float,
+    wall: float,
 ) -> None:
     """Give each account's gate this replica's share: its ``owned`` partitions of the account's
     topics, out of all of them (``partitions``: count per topic in the cluster)."""
     for account in accounts:
-        topics = {t for t in partitions if (route := route_of(t)) and route.account == account.name}
-        total = sum(partitions[t] for t in topics)
-        mine = sum(1 for topic, _ in owned if topic in topics)
+        topics = sorted(
+            t for t in partitions if (route := route_of(t)) and route.account == account.name
+        )
+        order = [(topic, p) for topic in topics for p in range(partitions[topic])]
+        mine = {i for i, tp in enumerate(order) if tp in owned}
         calls, window = account.budget
-        if account.shared:
-            calls, window = fleet_share(calls, window, mine, total)
-        elif not mine:
-            calls = 0
-        account.gate.resize(calls, now, window)
+        whole = Share(calls if mine else 0)  # the only replica (share_by_partitions: false)
+        budget = share(calls, mine, len(order)) if account.shared else whole
+        account.gate.resize(budget, now, wall - now)
         _log.info(
             "account.budget",
             account=account.name,
-            calls=calls,
-            window_s=round(window, 3),
-            partitions=mine,
-            of_partitions=total,
+            calls=budget.calls,
+            turns=sum(len(held) for _, held in budget.turns.values()),
+            per_window=round(budget.per_window(window, account.gate.turn), 2),
+            window_s=window,
+            partitions=len(mine),
+            of_partitions=len(order),
         )

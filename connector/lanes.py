@@ -36,6 +36,7 @@ class Job:
     first_sent_at: float | None = None
     sent_wall: float = 0.0  # wall-clock time of the latest call (the results' submitted_at)
     dropped: bool = False  # its partition was revoked: its answer is ignored
+    slot: int = -1  # the rate gate's slot its call in flight holds (RateGate.acquire)
 
     @property
     def lane(self) -> LaneKey:

@@ -2,7 +2,9 @@
 partitions are assigned, the records past their committed offsets that already have an outcome (a
 crash or a lost partition cut the previous owner off before it could commit them) are found, so
 they are not called again: a restart repeats only the calls that were in flight. Results records
-carry their source in ``lsq.source.*`` headers, dead letters in ``__connect.errors.*`` ones."""
+carry their source in ``lsq.source.*`` headers, dead letters in ``__connect.errors.*`` ones
+(:func:`connector.outcome_records.source_of`). Records are read one at a time and only their
+headers are looked at: memory stays flat however many outcomes the lookback holds."""
 
 from __future__ import annotations
 
@@ -12,31 +14,16 @@ from typing import TYPE_CHECKING, Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from connector.consume import headers_of
+from connector.outcome_records import source_of
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable, Iterator, Mapping
 
     from confluent_kafka import Message
 
     from connector.offsets import TopicPartitionKey
 
-__all__ = ["SOURCE_HEADERS", "Ledger", "source_of"]
-
-#: Headers of a results record naming its source record.
-SOURCE_HEADERS = ("lsq.source.topic", "lsq.source.partition", "lsq.source.offset")
-_DLQ_HEADERS = ("__connect.errors.topic", "__connect.errors.partition", "__connect.errors.offset")
-
-
-def source_of(headers: Mapping[str, bytes]) -> tuple[str, int, int] | None:
-    """The (topic, partition, offset) an outcome record is about, from its headers."""
-    for names in (SOURCE_HEADERS, _DLQ_HEADERS):
-        if all(name in headers for name in names):
-            try:
-                topic, partition, offset = (headers[name].decode() for name in names)
-                return topic, int(partition), int(offset)
-            except (UnicodeDecodeError, ValueError):
-                return None
-    return None
+__all__ = ["Ledger"]
 
 
 class Ledger:
@@ -83,7 +70,9 @@ class Ledger:
             consumer.close()
         return found
 
-    def _read(self, consumer: Consumer) -> list[Message]:
+    def _read(self, consumer: Consumer) -> Iterator[Message]:
+        """Outcome records written since the lookback, one at a time, to the end of each
+        partition as it is now (or until the timeout)."""
         since_ms = int((time.time() - self._lookback_s) * 1000)
         parts = []
         for topic in self._topics:
@@ -92,17 +81,16 @@ class Ledger:
                 parts += [TopicPartition(topic, p, since_ms) for p in meta.partitions]
         starts = [tp for tp in consumer.offsets_for_times(parts, timeout=10) if tp.offset >= 0]
         if not starts:
-            return []
+            return
         consumer.assign(starts)
-        pending, out = {(tp.topic, tp.partition) for tp in starts}, []
+        pending = {(tp.topic, tp.partition) for tp in starts}
         deadline = time.monotonic() + self._timeout_s
         while pending and time.monotonic() < deadline:
             for message in consumer.consume(500, 0.5):
                 error = message.error()
                 if error is None:
-                    out.append(message)
+                    yield message
                 elif error.code() == KafkaError._PARTITION_EOF:
                     pending.discard((message.topic() or "", message.partition() or 0))
         if pending:
             self._warn(f"outcomes read back only partly within {self._timeout_s} s")
-        return out

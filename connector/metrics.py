@@ -81,11 +81,13 @@ def _accounts(snap: Snapshot) -> list[Metric]:
         "lsq_sink_answers", "LeadSquared answers by class", labels=["account", "answer"]
     )
     gauges = {
-        "lsq_sink_budget_calls": "This replica's share of the account's calls per window",
+        "lsq_sink_budget_calls": "This replica's share of the account's calls per window "
+        "(turns on lanes shared with other replicas averaged)",
         "lsq_sink_budget_window_seconds": "The window of that share",
         "lsq_sink_tokens": "Calls that may start now under the budget",
         "lsq_sink_calls_in_flight": "Calls sent and not answered yet",
-        "lsq_sink_account_available": "0 while LeadSquared looks down or rejects the keys",
+        "lsq_sink_account_available": "0 while LeadSquared looks down, rejects the keys "
+        "or answers only throttles",
     }
     per_account = [
         GaugeMetricFamily(name, text, labels=["account"]) for name, text in gauges.items()

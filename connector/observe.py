@@ -40,7 +40,7 @@ class AccountView:
     """One account as the health port shows it."""
 
     name: str
-    calls: int  # this replica's share of the budget
+    calls: float  # this replica's share of the budget: calls per window (turns averaged)
     window_s: float
     free: int
     in_flight: int
@@ -112,8 +112,9 @@ def progress_fields(
 
 def account_view(account: Account, now: float, outage_threshold: int) -> AccountView:
     """An account's state for the health port."""
-    calls, window = account.gate.calls, account.gate.window
-    available = account.rejected is None and not account.looks_down(outage_threshold)
+    gate = account.gate
+    calls, window = gate.share.per_window(gate.window, gate.turn), gate.window
+    available = not account.probing(outage_threshold)
     return AccountView(
         account.name,
         calls,
@@ -168,9 +169,12 @@ def not_ready(
         reasons.append("not in the consumer group yet")
     if results_delayed:
         reasons.append("results and dead letters are not being acknowledged by Kafka")
-    reasons += [
-        f"account {a.name}: LeadSquared rejects its keys ({a.rejected})"
-        for a in accounts
-        if a.rejected is not None
-    ]
+    for a in accounts:
+        if a.rejected is not None:
+            reasons.append(f"account {a.name}: LeadSquared rejects its keys ({a.rejected})")
+        if a.throttle_spell is not None:
+            reasons.append(
+                f"account {a.name}: {a.throttle_spell} (its keys may be shared, or "
+                "its limit is lower than configured); one probe a cool-down"
+            )
     return tuple(reasons)

@@ -12,7 +12,7 @@ from connector.logs import get_logger
 from connector.observe import Buckets
 from connector.offsets import OffsetTracker
 from connector.ports import Tally
-from connector.results import Accepted
+from connector.records import Accepted
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -20,8 +20,7 @@ if TYPE_CHECKING:
     from connector.lanes import Job
     from connector.offsets import TopicPartitionKey
     from connector.ports import Output, Route
-    from connector.records import Answer, SourceRecord
-    from connector.results import DeadLetter
+    from connector.records import Answer, DeadLetter, SourceRecord
     from connector.retry import Verdict
 
 __all__ = ["Outcomes"]
@@ -80,7 +79,7 @@ class Outcomes:
         done = self._durable(job.record, route, "accepted", fields)
         self._output.result(job.record, accepted, done)
 
-    def dead_letter(self, record: SourceRecord, route: Route, why: DeadLetter) -> None:
+    def dead_letter(self, record: SourceRecord, route: Route | None, why: DeadLetter) -> None:
         """Write the record to the dead-letter topic with the reason."""
         fields: dict[str, Any] = {"stage": why.stage, "reason": why.reason}
         fields |= {"attempts": why.attempts}

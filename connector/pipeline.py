@@ -27,8 +27,7 @@ from connector.observe import (
     take_snapshot,
 )
 from connector.outcomes import Outcomes
-from connector.records import Skip
-from connector.results import DeadLetter
+from connector.records import DeadLetter, Skip
 from connector.retry import Verdict, backoff, classify
 
 if TYPE_CHECKING:
@@ -43,6 +42,7 @@ __all__ = ["Pipeline"]
 
 _log = get_logger(__name__)
 _PAUSED_POLL_S = 0.1
+_CLOSE_RESERVE_S = 1.0  # of the shutdown grace, kept for the last commit and leaving the group
 
 
 class Pipeline:
@@ -86,6 +86,7 @@ class Pipeline:
         self._failed = False
         self._next_commit = self._next_poll = 0.0
         self._progress = Progress(progress_interval, clock())
+        self.stop_by: float | None = None  # when a graceful stop must be over
 
     # -- wiring -------------------------------------------------------------------------------
 
@@ -102,6 +103,10 @@ class Pipeline:
         """Ask the loop to stop gracefully (signal handlers call this)."""
         self._stopping = True
 
+    def time_left(self, otherwise: float) -> float:
+        """Seconds left of the grace of a graceful stop; ``otherwise`` when none began."""
+        return otherwise if self.stop_by is None else max(0.0, self.stop_by - self._clock())
+
     def run(self) -> None:
         """Loop until :meth:`request_stop`, then drain, commit and close."""
         source = self._source()
@@ -113,7 +118,9 @@ class Pipeline:
             source.close()
             raise
         _log.info("connector.stopping", calls_in_flight=self._calls.in_flight)
-        self._drain(None, self._clock() + self._flow.shutdown_grace_seconds)
+        grace = self._flow.shutdown_grace_seconds
+        self.stop_by = self._clock() + grace
+        self._drain(None, self.stop_by - min(_CLOSE_RESERVE_S, grace / 4))  # then commit, leave
         self._commit()
         source.close()
 
@@ -162,7 +169,7 @@ class Pipeline:
         self._reshare_due = True
         if self._paused:
             self._source().pause(tps)
-        if self._recovery is not None and tps:
+        if self._recovery is not None and tps and not (self._stopping or self._failed):
             found = self._recovery.done(self._source().committed(tps))
             self._outcomes.found(found)
             if found:
@@ -193,7 +200,9 @@ class Pipeline:
         self._reshare_due = False
         if not self._failed:
             counts = self._source().topic_partitions()
-            reshare(self._accounts.values(), self._owned, counts, self._routes, self._clock())
+            now, wall = self._clock(), self._wall()
+            accounts, routes = self._accounts.values(), self._routes
+            reshare(accounts, self._owned, partitions=counts, route_of=routes, now=now, wall=wall)
 
     # -- steps ----------------------------------------------------------------------------------
 
@@ -201,8 +210,10 @@ class Pipeline:
         if not self._outcomes.take(record):
             return
         route = self._routes(record.topic)
-        if route is None:
-            raise FatalError(f"no route for topic {record.topic!r}")
+        if route is None:  # subscribed by the routes' patterns, so only a misconfigured group
+            why = DeadLetter("route", f"no route consumes topic {record.topic!r}", "NoRoute")
+            self._outcomes.dead_letter(record, None, why)
+            return
         prepared = route.prepare(record)
         if isinstance(prepared, Skip):
             self._outcomes.skipped(record, route, prepared.reason)
@@ -217,7 +228,7 @@ class Pipeline:
             rejected, down = account.rejected is not None, account.looks_down(threshold)
             if (rejected and now < account.probe_at) or (down and now < account.down_until):
                 continue
-            limit = 1 if rejected or down else account.concurrency  # a probe at a time
+            limit = 1 if account.probing(threshold) else account.concurrency
             while account.in_flight < limit and account.gate.wait(now) == 0:
                 job = self._lanes.take(account.name, now, allow)
                 if job is None:
@@ -227,7 +238,7 @@ class Pipeline:
                     account.probe_at = now + self._retry.auth_retry_seconds
 
     def _send(self, job: Job, account: Account, now: float) -> None:
-        account.gate.acquire(now)
+        job.slot = account.gate.acquire(now)
         account.in_flight += 1
         job.attempts += 1
         job.first_sent_at = job.first_sent_at or now
@@ -242,7 +253,7 @@ class Pipeline:
     def _settle(self, ticket: int, answer: Answer) -> None:
         job, now = self._tickets.pop(ticket), self._clock()
         account = self._accounts[job.account]
-        account.gate.release(now)
+        account.gate.release(now, job.slot)
         account.in_flight -= 1
         if job.dropped:
             return  # its partition was revoked meanwhile; the new owner calls again
@@ -250,8 +261,8 @@ class Pipeline:
         assert route is not None  # noqa: S101 - jobs only exist for routed records
         verdict = classify(answer, route.operation, route.mode)
         account.answers[verdict.kind] += 1
-        if change := account.note_answer(verdict.kind == "retry", now, self._retry):
-            log = _log.warning if change == "unavailable" else _log.info
+        if change := account.note_answer(verdict, now, self._retry):
+            log = _log.info if change == "available_again" else _log.warning
             log(f"account.{change}", account=account.name, reason=verdict.reason)
         if verdict.kind == "accepted":
             if account.rejected is not None:
@@ -404,7 +415,7 @@ class Pipeline:
             for ticket, answer in self._calls.collect(min(0.05, deadline - self._clock())):
                 self._settle(ticket, answer)
             self._output.poll()
-        self._output.flush(max(0.0, deadline - self._clock()) + 5.0)
+        self._output.flush(max(0.0, deadline - self._clock()))
 
     def _forget(self, tps: list[TopicPartitionKey]) -> None:
         for job in self._lanes.drop(tps):

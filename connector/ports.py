@@ -9,9 +9,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from connector.errors import RecordError
-from connector.records import Skip
-from connector.results import DeadLetter
+from connector.errors import FatalError, RecordError
+from connector.records import DeadLetter, Skip
 from connector.unwrap import unwrap
 
 if TYPE_CHECKING:
@@ -19,8 +18,17 @@ if TYPE_CHECKING:
 
     from connector.offsets import TopicPartitionKey
     from connector.ratelimit import RateGate
-    from connector.records import Answer, Change, Mode, Operation, Payload, SourceRecord
-    from connector.results import Accepted
+    from connector.records import (
+        Accepted,
+        Answer,
+        Change,
+        Mode,
+        Operation,
+        Payload,
+        SourceRecord,
+        Stage,
+    )
+    from connector.retry import Verdict
     from connector.settings import RetrySettings
 
 __all__ = ["Account", "Calls", "Input", "Output", "Recovery", "Route", "Tally"]
@@ -89,23 +97,37 @@ class Route:
         """decode → unwrap → map: the call to make, a skip, or why the record is dead-lettered."""
         try:
             value = None if record.value is None else self.decode(record.value)
-        except RecordError as error:
-            return DeadLetter(error.stage, error.reason, type(error).__name__)
+        except Exception as error:  # noqa: BLE001 - see _unprepared
+            return _unprepared("decode", error)
         return self.prepare_value(value, record)
 
     def prepare_value(self, value: Any, record: SourceRecord) -> Payload | Skip | DeadLetter:
         """unwrap → map for an already decoded value."""
         try:
             change = unwrap(value)
-            if isinstance(change, Skip):
-                return change
-            if change.op == "d":
-                if self.on_delete == "skip":
-                    return Skip("delete")
-                return DeadLetter("unwrap", "delete event (on_delete: dead_letter)", "DeleteEvent")
+        except Exception as error:  # noqa: BLE001 - see _unprepared
+            return _unprepared("unwrap", error)
+        if isinstance(change, Skip):
+            return change
+        if change.op == "d":
+            if self.on_delete == "skip":
+                return Skip("delete")
+            return DeadLetter("unwrap", "delete event (on_delete: dead_letter)", "DeleteEvent")
+        try:
             return self.render(change, record)
-        except RecordError as error:
-            return DeadLetter(error.stage, error.reason, type(error).__name__)
+        except Exception as error:  # noqa: BLE001 - see _unprepared
+            return _unprepared("map", error)
+
+
+def _unprepared(stage: Stage, error: Exception) -> DeadLetter:
+    """Whatever goes wrong while one record is prepared is that record's dead letter, never a
+    crash (a restart would meet the same record again: SPEC §2.7). Only a :class:`FatalError`
+    (the schema registry cannot be reached: every record would fail) stops the connector."""
+    if isinstance(error, FatalError):
+        raise error
+    if isinstance(error, RecordError):
+        return DeadLetter(error.stage, error.reason, type(error).__name__)
+    return DeadLetter(stage, f"{type(error).__name__}: {error}", type(error).__name__)
 
 
 @dataclass(slots=True)
@@ -124,24 +146,46 @@ class Account:
     probe_at: float = 0.0
     failures_in_a_row: int = 0  # transient failures (5xx, timeouts, refused connections)
     down_until: float = 0.0  # while it looks down: the next probe, not before
+    throttled_since: float | None = None  # first of the throttle answers in a row
+    throttle_spell: str | None = None  # why: only throttles for too long (then: one probe)
 
     def looks_down(self, threshold: int) -> bool:
         """Whether so many calls failed in a row that LeadSquared looks unavailable."""
         return self.failures_in_a_row >= threshold
 
-    def note_answer(self, transient_failure: bool, now: float, retry: RetrySettings) -> str | None:
-        """Track LeadSquared's health from one answer: transient failures in a row mean it looks
+    def probing(self, threshold: int) -> bool:
+        """Whether only one call at a time may go out: the keys are rejected, LeadSquared looks
+        down, or it has answered nothing but throttles for too long."""
+        return (
+            self.rejected is not None
+            or self.looks_down(threshold)
+            or self.throttle_spell is not None
+        )
+
+    def note_answer(self, verdict: Verdict, now: float, retry: RetrySettings) -> str | None:
+        """Track LeadSquared's health from one answer. Transient failures in a row mean it looks
         down, and then only one probe at a time goes out, at growing intervals (at most
-        ``retry.probe_max_seconds``), until any other answer shows it is back. Returns the
-        change to log, if any: ``"unavailable"`` or ``"available_again"``."""
+        ``retry.probe_max_seconds``), until any other answer shows it is back. Throttle answers
+        alone for ``retry.throttle_unavailable_seconds`` count the same way (one probe a
+        cool-down), until any other answer. Returns the change to log, if any:
+        ``"unavailable"``, ``"throttled_out"`` or ``"available_again"``."""
+        if verdict.kind == "throttled":
+            self.throttled_since = now if self.throttled_since is None else self.throttled_since
+            spell = now - self.throttled_since
+            if self.throttle_spell is None and spell >= retry.throttle_unavailable_seconds:
+                self.throttle_spell = f"LeadSquared has answered only throttles for {spell:.0f} s"
+                return "throttled_out"
+            return None
+        was_throttled_out = self.throttle_spell is not None
+        self.throttled_since = self.throttle_spell = None
         threshold = retry.outage_threshold
-        if not transient_failure:
+        if verdict.kind != "retry":
             was_down = self.looks_down(threshold)
             self.failures_in_a_row, self.down_until = 0, 0.0
-            return "available_again" if was_down else None
+            return "available_again" if was_down or was_throttled_out else None
         self.failures_in_a_row += 1
         if not self.looks_down(threshold):
-            return None
+            return "available_again" if was_throttled_out else None
         probes = self.failures_in_a_row - threshold
         pause = retry.backoff_base_seconds * 2.0 ** min(probes, 30)
         self.down_until = now + min(retry.probe_max_seconds, pause)

@@ -1,86 +1,130 @@
 """The per-account rate gate (SPEC §7): never more than N calls in any W seconds, whatever
-algorithm LeadSquared uses (sliding window, fixed window or bucket).
+algorithm LeadSquared uses (sliding window, fixed window or bucket), for one replica or a fleet.
 
-An exact sliding-window log over an injected clock. A call occupies one of the N slots from the
-moment it is sent until W seconds (plus a small safety margin) after its answer arrived; a new
-call may start only while fewer than N slots are occupied. Why that holds LeadSquared's window:
-a call reaches LeadSquared somewhere between being sent and its answer arriving. Take any N+1
-calls and the one among them sent last, at time s. When it was sent, at most N-1 of the other N
-occupied a slot, so one of them had its answer at or before s - W - margin, and therefore reached
-LeadSquared more than W before the last one did. So no W-second window ever holds N+1 arrivals.
+**The sliding-window log.** A call occupies one of this replica's ``calls`` slots from the moment it
+is sent until W seconds (plus a small safety margin) after its answer arrived; a new call may start
+only while fewer are occupied. Why that holds LeadSquared's window: a call reaches LeadSquared
+somewhere between being sent and its answer arriving. Take any ``calls``+1 calls and the one among
+them sent last, at time s. When it was sent, at most ``calls``-1 of the others occupied a slot, so
+one of them had its answer at or before s - W - margin, and therefore reached LeadSquared more than
+W before the last one did. So no W-second window ever holds more than ``calls`` of them. Compared
+with a token bucket of capacity C refilled at r/s, which lets C + r·W calls into one window and so
+must be sized well under N, the log lets a steady backlog use N calls per W minus only the round
+trip and the margin.
 
-Compared with a token bucket of capacity C refilled at r/s, which lets C + r·W calls into one
-window and so must be sized well under N, the log lets a steady backlog use N calls per W minus
-only the round-trip time and the margin. The gate never sleeps: it answers "wait this long".
+**Turns.** The replicas of a fleet split the N calls (lanes) among themselves by the partitions
+they own (:mod:`connector.fleet`); a lane whose partitions belong to several replicas is used in
+turns: wall-clock time is cut into turns of W + margin + :data:`TURN_SEND_S` +
+:data:`TURN_GUARD_S` seconds, each turn of a lane belongs to one of its partitions, and the owner
+of that partition may start one call on the lane in the first :data:`TURN_SEND_S` of the turn.
+Calls of consecutive turns then reach LeadSquared more than W apart, provided LeadSquared counts a
+call within :data:`TURN_GUARD_S` of its sending (and the replicas' clocks agree to well within
+that), so each lane carries at most one call in any window, without the replicas talking.
+
+The gate never sleeps: it answers "wait this long", on an injected monotonic clock; turns are
+placed on the wall clock through ``wall_offset`` (wall time minus monotonic time).
 """
 
 from __future__ import annotations
 
 import math
 from collections import deque
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-__all__ = ["RateGate", "fleet_share"]
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+__all__ = ["LOG", "TURN_GUARD_S", "TURN_SEND_S", "RateGate", "Share"]
+
+#: How long into its turn a call may start.
+TURN_SEND_S = 0.5
+#: How long after its sending a call is assumed to have been counted by LeadSquared.
+TURN_GUARD_S = 1.0
+#: The slot of a call that holds a place in the sliding-window log (not a turn).
+LOG = -1
 
 
-def fleet_share(calls: int, window: float, assigned: int, total: int) -> tuple[int, float]:
-    """This replica's part of an account's budget of ``calls`` per ``window``: in proportion to
-    the partitions it owns (``assigned`` of ``total``), rounded down so that the replicas of a
-    group never exceed the budget together. Less than one call per window becomes one call per
-    a longer window."""
-    if assigned <= 0 or total <= 0:
-        return 0, window
-    share = calls * min(assigned, total) / total
-    if share >= 1:
-        return math.floor(share), window
-    return 1, window / share
+@dataclass(frozen=True, slots=True)
+class Share:
+    """This replica's part of an account's budget: ``calls`` in any window of its own, plus turns
+    on lanes shared with other replicas (lane → (partitions on the lane, the positions among them
+    that are this replica's))."""
+
+    calls: int = 0
+    turns: Mapping[int, tuple[int, frozenset[int]]] = field(default_factory=dict)
+
+    def __and__(self, other: Share) -> Share:
+        """What both shares allow."""
+        turns = {}
+        for lane, (members, mine) in self.turns.items():
+            theirs = other.turns.get(lane)
+            if theirs is not None and theirs[0] == members and mine & theirs[1]:
+                turns[lane] = (members, mine & theirs[1])
+        return Share(min(self.calls, other.calls), turns)
+
+    def per_window(self, window: float, turn: float) -> float:
+        """Calls per window on average: the log's, plus the turns' (one call a turn each)."""
+        turns = sum(len(mine) / members for members, mine in self.turns.values())
+        return self.calls + turns * window / turn
 
 
 class RateGate:
     """N calls in any W seconds for one LeadSquared account, shared by all its routes."""
 
-    def __init__(self, calls: int, window: float, margin: float = 0.05) -> None:
+    def __init__(
+        self, calls: int, window: float, margin: float = 0.05, wall_offset: float = 0.0
+    ) -> None:
         if calls < 0 or window <= 0 or margin < 0:
             raise ValueError(f"invalid rate limit {calls} calls per {window} s (margin {margin})")
-        self._calls, self._span, self._margin = calls, window + margin, margin
-        self._pending: tuple[int, float, float] | None = None  # (calls, span, from when)
-        self._in_flight = 0
-        self._answered: deque[float] = deque()  # answer times, oldest first
-        self._cool_until = 0.0
+        self._share = Share(calls)
+        self._span, self._margin = window + margin, margin
+        self.turn = self._span + TURN_SEND_S + TURN_GUARD_S  # seconds per turn
+        self._offset = wall_offset
+        self._pending: tuple[Share, float] | None = None  # (share, from when)
+        self._in_flight = 0  # calls holding a slot of the log
+        self._turn_calls = 0  # calls sent in turns, not answered yet
+        self._answered: deque[float] = deque()  # answer times of log calls, oldest first
+        self._used: dict[int, int] = {}  # lane → the last turn a call was sent in
+        self._cool_until = -math.inf
+
+    @property
+    def share(self) -> Share:
+        """The current budget."""
+        return self._share
 
     @property
     def calls(self) -> int:
-        """The current budget: calls allowed per window."""
-        return self._calls
+        """Calls allowed per window by the log."""
+        return self._share.calls
 
     @property
     def window(self) -> float:
-        """The current window (without the margin)."""
+        """The window (without the margin)."""
         return self._span - self._margin
 
     @property
     def in_flight(self) -> int:
         """Calls sent and not yet answered."""
-        return self._in_flight
+        return self._in_flight + self._turn_calls
 
-    def resize(self, calls: int, now: float, window: float | None = None) -> None:
+    def resize(self, share: Share, now: float, wall_offset: float | None = None) -> None:
         """Change the budget (this replica's share of the account). Less takes effect at once;
-        more only a full window from now: until then another replica (or this process before a
-        restart) may still have calls in the window."""
-        if calls < 0:
-            raise ValueError(f"budget must be >= 0, got {calls}")
-        span = self._span if window is None else window + self._margin
-        if calls <= self._calls and span >= self._span:  # no more calls, no shorter window
-            self._calls, self._span, self._pending = calls, span, None
-        else:
-            self._pending = (calls, span, now + max(span, self._span))
+        more only a turn from now: until then another replica (or this process before a restart)
+        may still have calls in the window."""
+        if share.calls < 0:
+            raise ValueError(f"budget must be >= 0, got {share.calls}")
+        if wall_offset is not None:
+            self._offset = wall_offset
+        self._share = self._share & share
+        self._pending = None if share == self._share else (share, now + self.turn)
 
     def free(self, now: float) -> int:
-        """Slots free at ``now`` (the "tokens" available)."""
-        if self._pending is not None and now >= self._pending[2]:
-            self._calls, self._span, _ = self._pending
-            self._pending = None
+        """Calls that may start at ``now`` (the "tokens" available)."""
+        self._apply_pending(now)
         self._expire(now)
-        return max(0, self._calls - self._in_flight - len(self._answered))
+        log = max(0, self._share.calls - self._in_flight - len(self._answered))
+        return log + len(self._open_turns(now))
 
     def wait(self, now: float) -> float:
         """Seconds until a call may start: 0 means now, ``inf`` means not until an answer."""
@@ -89,22 +133,35 @@ class RateGate:
         if self.free(now) > 0:
             return 0.0
         # Slots free up as answers age out; the one we need is the (occupied - calls)-th oldest.
-        excess = self._in_flight + len(self._answered) - self._calls
+        excess = self._in_flight + len(self._answered) - self._share.calls
         wait = (
             math.inf if excess >= len(self._answered) else self._answered[excess] + self._span - now
         )
-        if self._pending is not None and self._pending[0] > 0:  # a larger budget is coming
-            wait = min(wait, max(self._pending[2] - now, 0.0))
+        wait = min(wait, self._next_turn(now))
+        if self._pending is not None:  # a larger budget is coming
+            wait = min(wait, max(self._pending[1] - now, 0.0))
         return wait
 
-    def acquire(self, now: float) -> None:
-        """Record a call sent at ``now``; only valid when ``wait(now) == 0``."""
+    def acquire(self, now: float) -> int:
+        """Record a call sent at ``now``; only valid when ``wait(now) == 0``. Returns the slot it
+        took (:data:`LOG`, or the lane of a turn), to give back to :meth:`release`."""
         if self.wait(now) > 0:
             raise RuntimeError("rate gate closed: call wait() first")
-        self._in_flight += 1
+        if self._share.calls - self._in_flight - len(self._answered) > 0:
+            self._in_flight += 1
+            return LOG
+        lane = self._open_turns(now)[0]
+        self._used[lane] = self._turn_of(now)[0]
+        self._turn_calls += 1
+        return lane
 
-    def release(self, now: float) -> None:
-        """Record that a call's answer (or its failure) was observed at ``now``."""
+    def release(self, now: float, slot: int = LOG) -> None:
+        """Record that the answer (or failure) of a call in ``slot`` was observed at ``now``."""
+        if slot != LOG:
+            if self._turn_calls == 0:
+                raise RuntimeError("release() without a matching acquire()")
+            self._turn_calls -= 1
+            return
         if self._in_flight == 0:
             raise RuntimeError("release() without a matching acquire()")
         self._in_flight -= 1
@@ -114,7 +171,40 @@ class RateGate:
         """Send nothing for ``seconds`` (LeadSquared said we were throttled)."""
         self._cool_until = max(self._cool_until, now + seconds)
 
+    def _turn_of(self, now: float) -> tuple[int, float]:
+        """The turn at ``now`` and how far into it ``now`` is (in [0, turn length))."""
+        wall = now + self._offset
+        turn = math.floor(wall / self.turn)
+        into = wall - turn * self.turn
+        if into >= self.turn:  # the division rounded down across a boundary
+            turn, into = turn + 1, 0.0
+        return turn, max(0.0, into)
+
+    def _open_turns(self, now: float) -> list[int]:
+        """Lanes whose current turn is ours, still open for sending, and not used yet."""
+        turn, into = self._turn_of(now)
+        if into >= TURN_SEND_S:
+            return []
+        return [
+            lane
+            for lane, (members, mine) in self._share.turns.items()
+            if turn % members in mine and self._used.get(lane) != turn
+        ]
+
+    def _next_turn(self, now: float) -> float:
+        """Seconds until the next turn of ours on any lane opens (``inf`` without turns)."""
+        turn, into = self._turn_of(now)
+        ahead = (
+            next(d for d in range(1, members + 1) if (turn + d) % members in mine)
+            for members, mine in self._share.turns.values()
+        )
+        return min((d * self.turn - into for d in ahead), default=math.inf)
+
+    def _apply_pending(self, now: float) -> None:
+        if self._pending is not None and now >= self._pending[1]:
+            self._share, self._pending = self._pending[0], None
+
     def _expire(self, now: float) -> None:
-        horizon = now - self._span
-        while self._answered and self._answered[0] <= horizon:
+        # the same sum as in wait(), so that both agree to the last bit
+        while self._answered and self._answered[0] + self._span <= now:
             self._answered.popleft()

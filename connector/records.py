@@ -10,9 +10,11 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
 __all__ = [
+    "Accepted",
     "Answer",
     "Change",
     "ChangeOp",
+    "DeadLetter",
     "Mode",
     "Operation",
     "Payload",
@@ -27,8 +29,11 @@ Operation = Literal["capture", "update", "lead_and_activity", "create"]
 #: ``async``: LeadSquared's async API host (answers with a RequestID); ``sync``: the v2 API host.
 Mode = Literal["async", "sync"]
 
-#: Where a record failed, as written in the ``lsq.error.stage`` DLQ header (SPEC §5).
-Stage = Literal["decode", "unwrap", "map", "submit"]
+#: Where a record failed, as written in the ``lsq.error.stage`` DLQ header (SPEC §5); ``route``:
+#: its topic reached the connector but no route consumes it.
+Stage = Literal["route", "decode", "unwrap", "map", "submit"]
+
+_REASON_MAX = 1000
 
 #: Debezium change kinds: create, update, snapshot read, delete.
 ChangeOp = Literal["c", "u", "r", "d"]
@@ -105,3 +110,35 @@ class Answer:
     body: bytes = b""
     error: str | None = None
     maybe_sent: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """What LeadSquared accepted for a record: becomes its results record."""
+
+    operation: str
+    route: str
+    account: str
+    request_id: str | None
+    lead_id: str | None
+    submitted_at_ms: int
+    attempts: int
+    http_status: int
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """Why a record is dead-lettered: stage, reason and what LeadSquared answered, if anything."""
+
+    stage: Stage
+    reason: str
+    error_class: str
+    exception_type: str | None = None
+    http_status: int | None = None
+    attempts: int = 0
+
+    def __post_init__(self) -> None:
+        # Reasons may quote the offending value: keep headers and log lines small.
+        if len(self.reason) > _REASON_MAX:
+            cut = f"{self.reason[:_REASON_MAX]}… ({len(self.reason) - _REASON_MAX} more characters)"
+            object.__setattr__(self, "reason", cut)

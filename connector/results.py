@@ -1,68 +1,40 @@
 """Write outcomes (SPEC §5): results records (Avro) and dead letters (the original record plus
 Kafka-Connect-compatible and ``lsq.*`` headers), with an idempotent ``acks=all`` producer. Each
 record's outcome is reported durable only from the broker's acknowledgement; a delivery failure is
-latched and raised on the next :meth:`OutcomeWriter.poll`, so nothing past it is committed."""
+latched and raised on the next :meth:`OutcomeWriter.poll`, so nothing past it is committed.
+
+A record too large for the producer (``message.max.bytes``) is cut down before it is produced, and
+one the broker refuses as too large (its ``max.message.bytes`` is lower) is cut down further and
+produced again (:func:`connector.outcome_records.fit`): no size stops the connector."""
 
 from __future__ import annotations
 
 import io
 import struct
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import fastavro
 from confluent_kafka import KafkaError, KafkaException, Producer
 
 from connector.errors import OutputError
-from connector.ledger import SOURCE_HEADERS
 from connector.logs import get_logger
+from connector.outcome_records import RESULT_SCHEMA, OutcomeRecord, dead_letter, fit, result
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
     from confluent_kafka import Message
 
-    from connector.records import SourceRecord, Stage
+    from connector.records import Accepted, DeadLetter, SourceRecord
+
+__all__ = ["OutcomeWriter", "ResultEncoder"]
 
 _log = get_logger(__name__)
 
-__all__ = [
-    "RESULT_SCHEMA",
-    "Accepted",
-    "DeadLetter",
-    "OutcomeWriter",
-    "ResultEncoder",
-    "dead_letter_headers",
-    "result_value",
-]
-
 _IDLE_POLL_S = 0.1
-
-_REASON_MAX = 1000
-_TIMESTAMP = {"type": "long", "logicalType": "timestamp-millis"}
-_OPTIONAL_STRING = {"type": ["null", "string"], "default": None}
-#: The results topic's value schema; ``schemas/result.avsc`` is this, for consumers (a test checks).
-RESULT_SCHEMA: dict[str, Any] = {
-    "type": "record",
-    "name": "LeadSquaredResult",
-    "namespace": "io.lsqsink",
-    "fields": [
-        {"name": "status", "type": "string"},
-        {"name": "operation", "type": "string"},
-        {"name": "route", "type": "string"},
-        {"name": "account", "type": "string"},
-        {"name": "request_id", **_OPTIONAL_STRING},
-        {"name": "lead_id", **_OPTIONAL_STRING},
-        {"name": "source_topic", "type": "string"},
-        {"name": "source_partition", "type": "int"},
-        {"name": "source_offset", "type": "long"},
-        {"name": "source_timestamp", "type": ["null", _TIMESTAMP], "default": None},
-        {"name": "submitted_at", "type": _TIMESTAMP},
-        {"name": "attempts", "type": "int"},
-        {"name": "http_status", "type": "int"},
-    ],
-}
+_PRODUCER_MAX_MESSAGE = 1_000_000  # librdkafka's default message.max.bytes
 
 
 class ResultEncoder:
@@ -80,76 +52,6 @@ class ResultEncoder:
         return out.getvalue()
 
 
-@dataclass(frozen=True, slots=True)
-class Accepted:
-    """What LeadSquared accepted for a record: becomes its results record."""
-
-    operation: str
-    route: str
-    account: str
-    request_id: str | None
-    lead_id: str | None
-    submitted_at_ms: int
-    attempts: int
-    http_status: int
-
-
-def result_value(record: SourceRecord, accepted: Accepted) -> dict[str, Any]:
-    """The results record of ``record`` (fields of :data:`RESULT_SCHEMA`)."""
-    return {
-        "status": "accepted",
-        "operation": accepted.operation,
-        "route": accepted.route,
-        "account": accepted.account,
-        "request_id": accepted.request_id,
-        "lead_id": accepted.lead_id,
-        "source_topic": record.topic,
-        "source_partition": record.partition,
-        "source_offset": record.offset,
-        "source_timestamp": record.timestamp_ms,
-        "submitted_at": accepted.submitted_at_ms,
-        "attempts": accepted.attempts,
-        "http_status": accepted.http_status,
-    }
-
-
-@dataclass(frozen=True, slots=True)
-class DeadLetter:
-    """Why a record is dead-lettered: stage, reason and what LeadSquared answered, if anything."""
-
-    stage: Stage
-    reason: str
-    error_class: str
-    exception_type: str | None = None
-    http_status: int | None = None
-    attempts: int = 0
-
-    def __post_init__(self) -> None:
-        # Reasons may quote the offending value: keep headers and log lines small.
-        if len(self.reason) > _REASON_MAX:
-            cut = f"{self.reason[:_REASON_MAX]}… ({len(self.reason) - _REASON_MAX} more characters)"
-            object.__setattr__(self, "reason", cut)
-
-
-Headers = list[tuple[str, str | bytes | None]]
-
-
-def dead_letter_headers(record: SourceRecord, why: DeadLetter) -> Headers:
-    """The original headers, then Kafka Connect's ``__connect.errors.*`` and ours (SPEC §5)."""
-    ours = {
-        "__connect.errors.topic": record.topic,
-        "__connect.errors.partition": str(record.partition),
-        "__connect.errors.offset": str(record.offset),
-        "__connect.errors.exception.class.name": why.error_class,
-        "__connect.errors.exception.message": why.reason,
-        "lsq.error.stage": why.stage,
-        "lsq.http.status": "" if why.http_status is None else str(why.http_status),
-        "lsq.exception.type": why.exception_type or "",
-        "lsq.attempts": str(why.attempts),
-    }
-    return [*record.headers, *((k, v.encode()) for k, v in ours.items())]
-
-
 class OutcomeWriter:
     """Produces outcomes; each one's ``durable()`` callback runs once the broker acknowledged it."""
 
@@ -162,10 +64,10 @@ class OutcomeWriter:
         stall_warning_s: float = 15.0,
     ) -> None:
         self._producer = Producer({**producer_config, "error_cb": self._client_error})
-        # headroom below librdkafka's limit for the record's own framing
-        self._max_message = int(producer_config.get("message.max.bytes", 1_000_000)) - 1024
+        self._limit = int(producer_config.get("message.max.bytes", _PRODUCER_MAX_MESSAGE))
         self._results, self._dlq, self._encode = results_topic, dead_letter_topic, encode
         self._failure: OutputError | None = None
+        self._refused: list[_Outgoing] = []  # refused by the broker as too large: cut, resend
         self._polled = 0.0
         self._progress_at = time.monotonic()  # last acknowledgement, or when waiting began
         self._stall_s = stall_warning_s
@@ -174,23 +76,16 @@ class OutcomeWriter:
 
     def result(self, record: SourceRecord, accepted: Accepted, durable: Callable[[], None]) -> None:
         """Write the results record of an accepted source record, keyed by its key."""
-        value = self._encode(result_value(record, accepted))
-        source = (record.topic, str(record.partition), str(record.offset))
-        headers: Headers = [
-            (name, v.encode()) for name, v in zip(SOURCE_HEADERS, source, strict=True)
-        ]
-        self._produce(
-            self._results, record, value, headers=headers, outcome="accepted", durable=durable
-        )
+        value, headers = result(record, accepted)
+        out = OutcomeRecord(record.key, self._encode(value), (), headers, droppable_value=False)
+        self._produce(_Outgoing(self._results, record, out, "accepted", durable), self._limit)
 
     def dead_letter(
         self, record: SourceRecord, why: DeadLetter, durable: Callable[[], None]
     ) -> None:
         """Write the original record, unchanged, with the error headers."""
-        headers = dead_letter_headers(record, why)
-        self._produce(
-            self._dlq, record, record.value, headers=headers, outcome="dead-letter", durable=durable
-        )
+        out = dead_letter(record, why)
+        self._produce(_Outgoing(self._dlq, record, out, "dead-letter", durable), self._limit)
 
     def poll(self) -> None:
         """Serve delivery reports (when some are due, or every 0.1 s for the client's own
@@ -199,6 +94,7 @@ class OutcomeWriter:
         if self.pending or now - self._polled >= _IDLE_POLL_S:
             self._polled = now
             self._producer.poll(0)
+            self._resend()
         self._raise_failure()
         if self.pending and not self.delayed and now - self._progress_at > self._stall_s:
             self.delayed = True
@@ -211,47 +107,74 @@ class OutcomeWriter:
 
     def flush(self, timeout: float) -> bool:
         """Wait up to ``timeout`` for every outcome to be acknowledged; ``True`` if all were."""
-        left = self._producer.flush(timeout)
+        deadline = time.monotonic() + timeout
+        while True:
+            left = self._producer.flush(max(0.0, deadline - time.monotonic()))
+            if not self._resend():
+                break
         self._raise_failure()
         return left == 0
 
     def close(self, timeout: float) -> None:
-        self._producer.flush(timeout)
+        self._producer.flush(max(0.0, timeout))
         self._producer.close()
 
-    def _produce(
-        self,
-        topic: str,
-        record: SourceRecord,
-        value: bytes | None,
-        *,
-        headers: Headers | None,
-        outcome: str,
-        durable: Callable[[], None],
-    ) -> None:
+    def _produce(self, outgoing: _Outgoing, limit: int) -> None:
+        """Produce ``outgoing`` cut down to ``limit`` bytes (see the module docstring)."""
+        topic, record, outcome = outgoing.topic, outgoing.record, outgoing.outcome
+        out = fit(outgoing.out, limit)
+        if out is None:
+            error = (
+                f"larger than {limit} bytes even without its value, key and source headers "
+                "(is kafka.producer message.max.bytes above the topic's max.message.bytes?)"
+            )
+            raise _unwritten(outcome, record, topic, error)
+        if out is not outgoing.out:
+            cut = {k: (v or b"").decode() for k, v in out.headers if k.endswith(".omitted")}
+            _log.warning("outcome.cut", **_where(record), topic_out=topic, limit=limit, **cut)
+        sent = replace(outgoing, out=out)
+
         def delivered(err: KafkaError | None, _: Message) -> None:
             self.pending -= 1
-            if err is not None:
-                self._failure = self._failure or _unwritten(outcome, record, topic, err.str())
-            else:
+            if err is None:
                 self._acknowledged()
-                durable()
+                sent.durable()
+            elif err.code() == KafkaError.MSG_SIZE_TOO_LARGE and self._failure is None:
+                self.pending += 1  # still waiting: produced again (see _resend)
+                self._refused.append(replace(sent, refusals=sent.refusals + 1))
+            else:
+                self._failure = self._failure or _unwritten(outcome, record, topic, err.str())
 
+        headers: list[tuple[str, str | bytes | None]] = [*out.all_headers]
         if not self.pending:
             self._progress_at = time.monotonic()
         self.pending += 1
         while True:
             try:
                 self._producer.produce(
-                    topic, value, record.key, headers=headers, on_delivery=delivered
+                    topic, out.value, out.key, headers=headers, on_delivery=delivered
                 )
                 return
             except BufferError:  # local queue full: serve deliveries, then try again
                 self._producer.poll(0.1)
-            except KafkaException as exc:  # refused at once (e.g. too large): nothing written
+            except KafkaException as exc:  # refused at once: nothing written
                 self.pending -= 1
                 error = exc.args[0].str() if exc.args else str(exc)
                 raise _unwritten(outcome, record, topic, error) from None
+
+    def _resend(self) -> bool:
+        """Produce again what the broker refused as too large; whether there was any. The broker
+        refuses a whole request, which may hold other records too: a record refused once goes
+        again as it was, one refused again is cut (and so on, until nothing is left to cut)."""
+        refused, self._refused = self._refused, []
+        for outgoing in refused:
+            self.pending -= 1
+            size = outgoing.out.size
+            try:
+                self._produce(outgoing, size if outgoing.refusals == 1 else size - 1)
+            except OutputError as error:
+                self._failure = self._failure or error
+        return bool(refused)
 
     def _acknowledged(self) -> None:
         self._progress_at = time.monotonic()
@@ -265,6 +188,22 @@ class OutcomeWriter:
     def _raise_failure(self) -> None:
         if self._failure is not None:
             raise self._failure
+
+
+@dataclass(frozen=True, slots=True)
+class _Outgoing:
+    """An outcome record on its way: where to, about which source record, and what to call."""
+
+    topic: str
+    record: SourceRecord
+    out: OutcomeRecord
+    outcome: str
+    durable: Callable[[], None]
+    refusals: int = 0  # times the broker refused it as too large
+
+
+def _where(record: SourceRecord) -> dict[str, Any]:
+    return {"topic": record.topic, "partition": record.partition, "offset": record.offset}
 
 
 def _unwritten(outcome: str, record: SourceRecord, topic: str, error: str) -> OutputError:

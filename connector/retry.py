@@ -23,7 +23,8 @@ __all__ = ["Verdict", "VerdictKind", "backoff", "classify"]
 #: the limit; permanent → dead-letter; auth → the account's keys are rejected: hold, never DLQ.
 VerdictKind = Literal["accepted", "throttled", "retry", "permanent", "auth"]
 
-_THROTTLE = re.compile(r"exceeded the limit|too many requests|rate limit", re.IGNORECASE)
+#: LeadSquared's documented throttle message, "API calls exceeded the limit of N in W second(s)".
+_THROTTLE = re.compile(r"\s*API calls exceeded the limit of \d+ in \d+(\.\d+)? ?sec", re.IGNORECASE)
 _FAILED = {"error", "failed", "failure"}
 _REASON_MAX = 500
 _MAX_DOUBLINGS = 62  # beyond this the float overflows; every realistic cap is far below
@@ -77,7 +78,10 @@ def backoff(attempt: int, base: float, cap: float, draw: Callable[[], float]) ->
 
 
 def _is_rate_limit(exc_type: str | None, message: str) -> bool:
-    return exc_type == "MXAPIRateLimitExceededException" or bool(_THROTTLE.search(message))
+    """A throttle is the rate-limit exception type or the documented message, and nothing else:
+    another exception whose text mentions a limit ("exceeded the limit of 2000 characters") is
+    about the record and is dead-lettered, never retried forever."""
+    return exc_type == "MXAPIRateLimitExceededException" or bool(_THROTTLE.match(message))
 
 
 def _success(envelope: dict[str, Any], operation: Operation, mode: Mode, status: int) -> Verdict:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from connector import topic_patterns
 from connector.errors import ConfigError
 from connector.mapping import MappingSpec, compile_mapping
 from connector.records import Mode, Operation
@@ -155,8 +156,8 @@ class RouteSettings(_Model):
             raise ValueError("set exactly one of topics and topic_pattern")
         if self.topic_pattern is not None:
             try:
-                re.compile(self.topic_pattern)
-            except (re.error, RecursionError) as exc:
+                re.compile(topic_patterns.parse(self.topic_pattern))
+            except (topic_patterns.PatternError, re.error) as exc:
                 raise ValueError(f"topic_pattern: not a usable regular expression: {exc}") from None
         if self.resolved_operation == "create" and self.mode != "sync":
             raise ValueError("operation create exists only in mode sync (Lead.Create)")
@@ -176,7 +177,7 @@ class RouteSettings(_Model):
     def matches(self, topic: str) -> bool:
         """Whether this route consumes ``topic``."""
         if self.topic_pattern is not None:
-            return re.fullmatch(self.topic_pattern, topic) is not None
+            return re.fullmatch(topic_patterns.parse(self.topic_pattern), topic) is not None
         return topic in self.topics
 
 
@@ -197,6 +198,7 @@ class RetrySettings(_Model):
     auth_retry_seconds: float = Field(60.0, gt=0)  # how often a rejected account is probed
     outage_threshold: int = Field(3, ge=1)  # transient failures in a row: LeadSquared looks down
     probe_max_seconds: float = Field(10.0, gt=0)  # longest pause between probes while it is
+    throttle_unavailable_seconds: float = Field(60.0, gt=0)  # only throttles this long: probe
 
 
 class FlowSettings(_Model):
@@ -289,10 +291,11 @@ class Settings(BaseSettings):
         return next((route for route in self.routes if route.matches(topic)), None)
 
     def subscription(self) -> list[str]:
-        """Topic names and ``^``-anchored patterns for the consumer's subscribe()."""
+        """Topic names and patterns for the consumer's subscribe(): a pattern anchored at both
+        ends, so that librdkafka subscribes to exactly the topics the route consumes."""
         out: list[str] = []
         for route in self.routes:
             out += route.topics
             if route.topic_pattern is not None:
-                out.append("^" + route.topic_pattern.removeprefix("^"))
+                out.append(topic_patterns.subscription(topic_patterns.parse(route.topic_pattern)))
         return out

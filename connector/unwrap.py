@@ -9,10 +9,13 @@ plain rows (treated as creates) and tombstones (``None``). Anything else is an
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from connector.errors import UnwrapError
 from connector.records import Change, Skip
+
+if TYPE_CHECKING:
+    from connector.records import ChangeOp
 
 __all__ = ["unwrap"]
 
@@ -22,7 +25,6 @@ _ROW_OPS = frozenset({"c", "u", "r"})
 _SKIPPED_OPS = {"t": "truncate", "m": "message"}
 #: Envelope fields that are not metadata.
 _ENVELOPE_DATA = frozenset({"before", "after", "op", "source"})
-_DELETED = ("true", True)
 
 
 def unwrap(value: Any) -> Change | Skip:
@@ -41,7 +43,7 @@ def unwrap(value: Any) -> Change | Skip:
 def _envelope(value: dict[str, Any]) -> Change | Skip:
     """A Debezium change event: the row from ``after`` (``before`` for deletes), ``source`` and the
     other envelope fields (``ts_ms``, ``transaction``, ...) as metadata."""
-    op = value["op"]
+    op = _op(value["op"], "op")
     if op in _SKIPPED_OPS:
         return Skip(_SKIPPED_OPS[op])
     before, after = _row(value, "before"), _row(value, "after")
@@ -53,7 +55,13 @@ def _envelope(value: dict[str, Any]) -> Change | Skip:
     meta = _envelope_meta(value, source)
     ts_ms = _millis(source.get("ts_ms"))
     ts_ms = _millis(value.get("ts_ms")) if ts_ms is None else ts_ms
-    return Change(op, after=None if op == "d" else after, before=before, meta=meta, ts_ms=ts_ms)
+    return Change(
+        cast("ChangeOp", op),
+        after=None if op == "d" else after,
+        before=before,
+        meta=meta,
+        ts_ms=ts_ms,
+    )
 
 
 def _envelope_meta(value: dict[str, Any], source: dict[str, Any]) -> dict[str, Any]:
@@ -76,9 +84,10 @@ def _flattened(value: dict[str, Any]) -> Change | Skip:
             meta[key[2:]] = item
         else:
             row[key] = item
-    op: Any = meta.get("op")
+    op = None if meta.get("op") is None else _op(meta["op"], "__op")
     if op is None:
-        op = "d" if meta.get("deleted") in _DELETED else "c"
+        deleted = meta.get("deleted")
+        op = "d" if deleted == "true" or deleted is True else "c"  # 1 == True, but 1 is no flag
     elif op in _SKIPPED_OPS:
         return Skip(_SKIPPED_OPS[op])
     elif op not in _ROW_OPS and op != "d":
@@ -87,7 +96,14 @@ def _flattened(value: dict[str, Any]) -> Change | Skip:
     ts_ms = _millis(meta.get("ts_ms")) if ts_ms is None else ts_ms
     if op == "d":
         return Change("d", after=None, before=row, meta=meta, ts_ms=ts_ms)
-    return Change(op, after=row, meta=meta, ts_ms=ts_ms)
+    return Change(cast("ChangeOp", op), after=row, meta=meta, ts_ms=ts_ms)
+
+
+def _op(op: Any, name: str) -> str:
+    """The change kind, when it is text at all (a map or array there is no envelope known here)."""
+    if not isinstance(op, str):
+        raise UnwrapError(f"{name!r} is {type(op).__name__}, expected a string")
+    return op
 
 
 def _row(value: dict[str, Any], key: str) -> dict[str, Any] | None:

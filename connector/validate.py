@@ -11,8 +11,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from connector.app import build_routes
-from connector.records import Skip, SourceRecord
-from connector.results import DeadLetter
+from connector.records import DeadLetter, Skip, SourceRecord
 from connector.schemas import RegistrySchemas, registry_client
 from connector.submit import endpoint
 

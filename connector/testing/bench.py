@@ -1,8 +1,8 @@
 """``make bench`` (SPEC §11): figures measured in one run each, as ratios or counts, so they hold on
 a noisy machine. The simulator, the connector and the baseline run as separate processes.
 
-- budget use: calls that reached the simulator in the first 120 s of a backlog ÷ the 600 its
-  strict sliding window allows (25 per 5 s), with the number of throttle answers;
+- budget use: calls that reached the simulator in 120 s of a backlog's steady state (after two
+  windows) ÷ the 600 its strict sliding window allows (25 per 5 s), with the throttle answers;
 - gate design: the same ratio for the sliding-window log and for the best token bucket that is
   safe under a sliding window (C + r·W ≤ N), on a simulated clock;
 - overhead: connector records/s ÷ a bare httpx loop posting the same bodies to the same
@@ -29,8 +29,8 @@ from typing import TYPE_CHECKING, Any
 import fastavro
 import httpx
 
+from connector.outcome_records import RESULT_SCHEMA
 from connector.ratelimit import RateGate
-from connector.results import RESULT_SCHEMA
 from connector.testing.bench_memory import memory
 from connector.testing.broker import local_broker
 from connector.testing.cdc import ACTIVITIES, LEADS, CdcWriter
@@ -48,7 +48,8 @@ if TYPE_CHECKING:
 
 __all__ = ["main"]
 
-WINDOW_S = 120.0
+WINDOW_S = 120.0  # how long budget use is measured
+WARMUP_S = 10.0  # two windows: the first holds a burst any gate lets through
 
 
 class Stack:
@@ -106,12 +107,14 @@ def _accepted(sink: SinkProcess) -> int:
 
 
 def budget_use(stack: Stack, say: Any) -> dict[str, Any]:
-    """A 750-record backlog against the simulator's strict 25-per-5-s sliding window."""
+    """A 750-record backlog against the simulator's strict 25-per-5-s sliding window: calls in
+    120 s of steady state (from the third window on: the first window's burst of 25 is filled by
+    any gate) ÷ the calls the limit allows in that time."""
     with SimProcess(SimConfig(seed=1)) as sim:
         sink = stack.start(*stack.prepare(sim, 750))
         try:
             calls = sim.client.requests()
-            while not calls or calls[-1].time - calls[0].time < WINDOW_S + 1:
+            while not calls or calls[-1].time - calls[0].time < WARMUP_S + WINDOW_S + 1:
                 say(f"    {len(calls)} calls so far")
                 if not sink.running():
                     raise RuntimeError(f"lsq-sink stopped:\n{sink.tail()}")
@@ -120,8 +123,8 @@ def budget_use(stack: Stack, say: Any) -> dict[str, Any]:
         finally:
             sink.stop()
         stats = sim.client.stats().accounts[sim.client.account().name]
-    start = calls[0].time
-    in_window = sum(1 for c in calls if c.time < start + WINDOW_S)
+    start = calls[0].time + WARMUP_S
+    in_window = sum(1 for c in calls if start <= c.time < start + WINDOW_S)
     allowed = 25 * WINDOW_S / 5
     return {
         "budget_use": round(in_window / allowed, 4),

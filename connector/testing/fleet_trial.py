@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from connector.ratelimit import TURN_GUARD_S, TURN_SEND_S
 from connector.testing.reliability import wait_until
 from connector.testing.sim import AnswerClass, RateLimit, SimConfig, Simulator
 
@@ -31,7 +32,7 @@ class FleetReport:
     accepted: int  # calls LeadSquared accepted in the period
     throttled: int  # throttle answers over the whole run
     max_calls_in_window: int  # the most calls the simulator saw in any window, whole run
-    shares: tuple[int, ...]  # each replica's calls per window
+    shares: tuple[int, ...]  # each replica's calls per window (its lanes)
 
     @property
     def budget_use(self) -> float:
@@ -43,7 +44,7 @@ def fleet(
     stack: Stack, replicas: int = 3, limit: int = 25, records: int = 900, seconds: float = 120.0
 ) -> tuple[Trial, FleetReport]:
     """Start ``replicas`` processes on a backlog of ``records`` over two partitions per replica;
-    once each holds two partitions, and a window later (a larger share waits that long), count
+    once each holds two partitions, and a turn later (a larger share waits that long), count
     the calls accepted over ``seconds``; then let the backlog drain."""
     config = {"accounts": {"default": {"rate_limit": {"calls": limit, "window_seconds": WINDOW_S}}}}
     sim_config = SimConfig(rate_limit=RateLimit(calls=limit, window_s=WINDOW_S))
@@ -66,7 +67,7 @@ def fleet(
             "every replica holding two partitions",
         )
         shares = tuple(share(s.events("account.budget")) or 0 for s in sinks)
-        start = time.time() + WINDOW_S + 0.5
+        start = time.time() + WINDOW_S + TURN_SEND_S + TURN_GUARD_S + 0.5  # a larger share: a turn
         time.sleep(max(0.0, start + seconds - time.time()))
         calls = sim.client.requests()
         if len(calls) >= len(trial.emails):

@@ -13,7 +13,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from connector.ledger import source_of
+from connector.outcome_records import source_of
 from connector.testing.cdc import LEADS, CdcWriter, Event, envelope, lead_row
 from connector.testing.demo import sink_config
 from connector.testing.kafka import committed_offsets, create_topics, read_all, unique_name
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from connector.testing.registry import SchemaRegistryServer
     from connector.testing.sim import LoggedRequest, Simulator
 
-__all__ = ["Report", "Trial"]
+__all__ = ["AfterKill", "Report", "Trial"]
 
 Position = tuple[int, int]  # (partition, offset)
 
@@ -50,6 +50,17 @@ class Report:
         cells = [self.scenario, self.records, self.restarts, self.lost, self.duplicate_outcomes]
         cells += [self.duplicate_calls, self.dead_lettered, recovery]
         return "| " + " | ".join(str(c) for c in cells) + " |"
+
+
+@dataclass(frozen=True, slots=True)
+class AfterKill:
+    """What a crash left behind, measured from the topics and the simulator once the process is
+    gone: records LeadSquared accepted a call for but that have no outcome record (the calls a
+    restart may repeat), and records with an outcome past the committed offsets (the ones a
+    restart must find in the outcome topics instead of calling again)."""
+
+    in_flight: int
+    done_uncommitted: frozenset[Position]
 
 
 class Trial:
@@ -118,6 +129,17 @@ class Trial:
         sink = SinkProcess(self.config, self.workdir / self.group, env=env, name=name).start()
         self.sinks.append(sink)
         return sink
+
+    def after_kill(self) -> AfterKill:
+        """Measure what the crash that just happened left (see :class:`AfterKill`)."""
+        time.sleep(0.5)  # a call already on the wire reaches the simulator
+        outcomes, committed = self.outcomes(), self.committed()
+        called = self.accepted_calls_per_email()
+        in_flight = sum(
+            called[email] for position, email in self.emails.items() if position not in outcomes
+        )
+        done = frozenset(p for p in outcomes if p[1] >= committed.get(p[0], 0))
+        return AfterKill(in_flight, done)
 
     def outcomes(self) -> dict[Position, list[str]]:
         """Outcome records per source position: "result" and/or "dead_letter"."""

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from connector.testing.broker import local_broker
 from connector.testing.registry import SchemaRegistryServer
-from connector.testing.reliability import Report, Trial, wait_until
+from connector.testing.reliability import AfterKill, Report, Trial, wait_until
 from connector.testing.sim import FaultRule, Faults, RateLimit, SimConfig, Simulator
 
 if TYPE_CHECKING:
@@ -70,10 +70,13 @@ def _progress(trial: Trial, calls: int, timeout: float = 120.0) -> None:
     wait_until(lambda: len(trial.calls()) >= target, timeout, f"{calls} more calls")
 
 
-def crash(stack: Stack, records: int = 1500, kills: int = 3, seed: int = 1) -> tuple[Trial, Report]:
-    """SIGKILL the connector at random moments, restarting it each time."""
+def crash(
+    stack: Stack, records: int = 1500, kills: int = 3, seed: int = 1
+) -> tuple[Trial, Report, list[AfterKill]]:
+    """SIGKILL the connector at random moments, restarting it each time; what each kill left."""
     rng = random.Random(seed)
     config = FAST_LIMIT | {"flow": {"max_in_flight_records": 200}}
+    left: list[AfterKill] = []
     with (
         _sim() as sim,
         stack.trial(sim, config=config) as trial,
@@ -83,10 +86,11 @@ def crash(stack: Stack, records: int = 1500, kills: int = 3, seed: int = 1) -> t
             sink = trial.start()
             _progress(trial, rng.randint(records // (4 * kills), records // (2 * kills)))
             sink.kill()
+            left.append(trial.after_kill())
         last = trial.start()
         trial.wait_done(last, 300)
         last.stop()
-        return trial, trial.report(f"crash: SIGKILL x{kills}", restarts=kills)
+        return trial, trial.report(f"crash: SIGKILL x{kills}", restarts=kills), left
 
 
 def graceful_stop(stack: Stack, records: int = 600) -> tuple[Trial, Report]:
@@ -260,7 +264,7 @@ def _run_through(trial: Trial, records: int, name: str) -> tuple[Trial, Report]:
 
 
 SCENARIOS: dict[str, Callable[..., tuple[Trial, Report]]] = {
-    "crash": crash,
+    "crash": lambda stack, **kw: crash(stack, **kw)[:2],
     "graceful_stop": graceful_stop,
     "rebalance": rebalance,
     "outage": outage,

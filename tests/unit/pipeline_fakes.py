@@ -18,8 +18,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
     from connector.offsets import TopicPartitionKey
-    from connector.records import Mode, Payload
-    from connector.results import Accepted, DeadLetter
+    from connector.records import Accepted, DeadLetter, Mode, Payload
 
 ACCEPTED = Answer(200, b'{"Status":"Request accepted.","RequestID":"req-1"}')
 THROTTLED = Answer(429, b'{"message":"Too Many Requests"}')
@@ -131,6 +130,7 @@ class FakeOutput:
     delayed: bool = False
     written: list[Written] = field(default_factory=list)
     unacked: list[Written] = field(default_factory=list)
+    flushes: list[float] = field(default_factory=list)  # flush() timeouts, in order
 
     def result(self, record: SourceRecord, accepted: Accepted, durable: Callable[[], None]) -> None:
         self._write(Written("result", record, accepted, durable))
@@ -144,7 +144,8 @@ class FakeOutput:
         if self.auto_ack:
             self.ack(lambda _: True)
 
-    def flush(self, timeout: float) -> bool:  # noqa: ARG002 - acknowledges at once
+    def flush(self, timeout: float) -> bool:
+        self.flushes.append(timeout)
         self.poll()
         return not self.unacked
 

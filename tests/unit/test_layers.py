@@ -17,6 +17,9 @@ PURE = [
     "connector.retry",
     "connector.offsets",
     "connector.lanes",
+    "connector.fleet",
+    "connector.outcome_records",
+    "connector.topic_patterns",
 ]
 
 

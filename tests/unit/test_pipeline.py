@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from connector.records import Answer
-from connector.results import Accepted, DeadLetter
+from connector.records import Accepted, Answer, DeadLetter
 from connector.settings import FlowSettings, RetrySettings
 from tests.unit.pipeline_fakes import (
     ACCEPTED,

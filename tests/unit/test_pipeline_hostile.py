@@ -23,9 +23,9 @@ from hypothesis import strategies as st
 from connector.decode import Decoder, writer_schema
 from connector.errors import DecodeError
 from connector.mapping import MappingSpec, compile_mapping
+from connector.outcome_records import dead_letter
 from connector.ports import Route
-from connector.records import SourceRecord
-from connector.results import DeadLetter, dead_letter_headers
+from connector.records import DeadLetter, SourceRecord
 from tests.unit.pipeline_fakes import route_harness, run_until_done
 
 if TYPE_CHECKING:
@@ -606,7 +606,7 @@ def check_dead_letter(case: Case, record: SourceRecord, why: Any) -> None:
         assert why.stage == case.stage, (case.kind, why)
         assert case.fragment in why.reason, (case.kind, case.fragment, why.reason[:300])
     assert why.error_class == ERROR_CLASS[why.stage]
-    headers = dead_letter_headers(record, why)
+    headers = dead_letter(record, why).all_headers
     assert headers[: len(record.headers)] == list(record.headers)  # the originals, unchanged
     ours = {k: v.decode() for k, v in headers[len(record.headers) :] if isinstance(v, bytes)}
     assert ours["__connect.errors.topic"] == TOPIC

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from connector.ratelimit import RateGate, fleet_share
+from connector.ratelimit import TURN_SEND_S, RateGate, Share
 
 
 def test_full_budget_is_available_at_once() -> None:
@@ -75,48 +75,55 @@ def test_a_smaller_budget_applies_at_once() -> None:
     for t in (0.0, 0.1, 0.2):
         gate.acquire(t)
         gate.release(t)
-    gate.resize(2, now=0.5)
+    gate.resize(Share(2), now=0.5)
     assert gate.free(0.5) == 0
     assert gate.wait(0.5) == pytest.approx(1.1 - 0.5)  # the 2nd oldest answer must age out
-    gate.resize(0, now=5.0)
+    gate.resize(Share(0), now=5.0)
     assert gate.wait(5.0) == math.inf
     assert gate.calls == 0
 
 
-def test_a_larger_budget_applies_only_a_window_later() -> None:
+def test_a_larger_budget_applies_only_a_turn_later() -> None:
     """More calls (a replica took partitions over, or the process just started) are usable only
-    one full window later: the previous owner may still have calls in the window."""
+    one turn (more than a full window) later: the previous owner may still have calls in the
+    window."""
     gate = RateGate(calls=0, window=5.0, margin=0.0)
-    gate.resize(25, now=10.0)
-    assert gate.wait(10.0) == pytest.approx(5.0)
-    assert gate.wait(14.9) == pytest.approx(0.1)
-    assert gate.wait(15.0) == 0.0
+    assert gate.turn > 5.0
+    gate.resize(Share(25), now=10.0)
+    assert gate.wait(10.0) == pytest.approx(gate.turn)
+    assert gate.wait(10.0 + gate.turn - 0.1) == pytest.approx(0.1)
+    assert gate.wait(10.0 + gate.turn) == 0.0
     assert gate.calls == 25
 
 
-def test_a_shorter_window_is_an_increase_too() -> None:
-    """One call per 20 s becoming 5 per 5 s is more permissive: it waits a (longer) window."""
-    gate = RateGate(calls=1, window=20.0, margin=0.0)
-    gate.resize(5, now=0.0, window=5.0)
-    assert gate.wait(0.0) == 0.0  # the current budget still has its slot
-    gate.acquire(0.0)
-    gate.release(0.0)
-    assert gate.wait(1.0) == pytest.approx(19.0)  # the new budget starts at 20 s
+def test_a_changed_share_keeps_what_both_allow_until_the_new_one_applies() -> None:
+    """Losing some turns and gaining others: the lost ones go at once, the gained ones come a
+    turn later (another replica may be using them this turn)."""
+    gate = RateGate(calls=1, window=5.0, margin=0.0)
+    gate.resize(Share(1, {0: (4, frozenset({0, 1}))}), now=0.0)
+    gate.free(gate.turn)
+    gate.resize(Share(0, {0: (4, frozenset({1, 2}))}), now=100.0)
+    assert gate.share == Share(0, {0: (4, frozenset({1}))})
+    gate.free(100.0 + gate.turn)
+    assert gate.share == Share(0, {0: (4, frozenset({1, 2}))})
 
 
-@pytest.mark.parametrize(
-    ("assigned", "total", "share"),
-    [(6, 6, (25, 5.0)), (2, 6, (8, 5.0)), (1, 3, (8, 5.0)), (1, 100, (1, 20.0)), (0, 6, (0, 5.0))],
-)
-def test_fleet_share_is_proportional_and_never_exceeds_the_budget(
-    assigned: int, total: int, share: tuple[int, float]
-) -> None:
-    """Each replica gets calls in proportion to its partitions, rounded down; under one call per
-    window it gets one call per longer window; without partitions, nothing."""
-    calls, window = fleet_share(25, 5.0, assigned, total)
-    assert (calls, window) == pytest.approx(share)
-    members = [fleet_share(25, 5.0, a, 7) for a in (3, 2, 2)]
-    assert sum(c / w for c, w in members) <= 25 / 5.0
+def test_turns_open_one_call_each_at_the_start_of_the_replicas_turns() -> None:
+    """A lane shared by 3 partitions, of which this replica owns the 2nd: one call in the first
+    half second of every 3rd turn, placed on the wall clock."""
+    gate = RateGate(calls=0, window=5.0, margin=0.0, wall_offset=1000.0)
+    gate.resize(Share(0, {7: (3, frozenset({1}))}), now=0.0)
+    gate.free(gate.turn)  # the new share applies a turn later
+    turn = gate.turn
+    first = next(k for k in range(200, 210) if k % 3 == 1) * turn - 1000.0  # monotonic time
+    assert gate.wait(first - 0.25) == pytest.approx(0.25)
+    assert gate.free(first) == 1
+    assert gate.acquire(first + 0.1) == 7
+    assert gate.free(first + 0.2) == 0  # one call a turn
+    assert gate.wait(first + 0.2) == pytest.approx(3 * turn - 0.2)
+    gate.release(first + 3.0, 7)
+    assert gate.in_flight == 0
+    assert gate.free(first + 3 * turn + TURN_SEND_S) == 0  # too late into the turn to start
 
 
 @pytest.mark.parametrize(
@@ -206,8 +213,8 @@ def test_two_replicas_sharing_a_budget_never_exceed_it_together(
     while now < 40.0:
         while changes and changes[0][0] <= now:
             _, first = changes.pop(0)
-            gates[0].resize(first, now)  # shrinks apply at once, growth a window later
-            gates[1].resize(total - first, now)
+            gates[0].resize(Share(first), now)  # shrinks apply at once, growth a turn later
+            gates[1].resize(Share(total - first), now)
         for answered, which in [a for a in answers if a[0] <= now]:
             gates[which].release(answered)
             answers.remove((answered, which))

@@ -93,6 +93,61 @@ def test_rate_limit_text_in_a_200_body_is_throttled() -> None:
     assert classify(_answer(200, body), "capture", "sync").kind == "throttled"
 
 
+@pytest.mark.parametrize(
+    ("status", "body", "kind"),
+    [
+        (
+            200,
+            {**DUPLICATE, "ExceptionMessage": "Notes exceeded the limit of 2000 characters"},
+            "permanent",
+        ),
+        (
+            500,
+            {**DUPLICATE, "ExceptionMessage": "API calls exceeded the limit, see docs"},
+            "permanent",
+        ),
+        (
+            200,
+            {"Status": "Error", "ExceptionMessage": "rate limit of the field reached"},
+            "permanent",
+        ),
+        (
+            200,
+            {"Status": "Error", "ExceptionMessage": "Too many requests for this lead"},
+            "permanent",
+        ),
+        (200, {"message": "Too Many Requests"}, "permanent"),
+        (
+            503,
+            {"ExceptionType": "NullReferenceException", "ExceptionMessage": "rate limit"},
+            "retry",
+        ),
+        (502, b"<html>Too Many Requests: rate limit exceeded</html>", "retry"),
+        (
+            200,
+            {**DUPLICATE, "ExceptionMessage": "API calls exceeded the limit of 2 in 5 second(s)"},
+            "throttled",
+        ),
+        (
+            200,
+            {
+                "Status": "Error",
+                "ExceptionMessage": "api calls exceeded the limit of 10 in 1 seconds",
+            },
+            "throttled",
+        ),
+    ],
+)
+def test_only_429_the_rate_limit_type_or_its_documented_message_is_a_throttle(
+    status: int, body: Any, kind: str
+) -> None:
+    """Throttles are retried without limit and close the whole account, so only HTTP 429, the
+    MXAPIRateLimitExceededException type or the message "API calls exceeded the limit of N in W
+    second(s)" count: another answer that mentions a limit or too many requests is about the
+    record (dead-lettered) or a server error (retried a limited number of times)."""
+    assert classify(_answer(status, body), "capture", "async").kind == kind
+
+
 @pytest.mark.parametrize("status", [200, 500, 400])
 def test_mx_exception_is_permanent_whatever_the_status(status: int) -> None:
     """An MX exception in the body is dead-lettered with its type and message."""

@@ -199,6 +199,15 @@ def test_flattened_not_deleted_without_op_is_a_create() -> None:
     assert change == Change("c", after=AFTER, meta={"deleted": "false"})
 
 
+@pytest.mark.parametrize("flag", [1, 1.0, "True", "1", False, None])
+def test_flattened_deleted_is_only_true_or_the_string_true(flag: object) -> None:
+    """Only ``true`` (boolean or string, as Debezium writes it) marks a delete; a column named
+    __deleted holding 1 is no flag (1 == True in Python)."""
+    change = unwrap({**AFTER, "__deleted": flag})
+    assert isinstance(change, Change)
+    assert change.op == "c"
+
+
 def test_flattened_op_wins_over_deleted() -> None:
     """When both are present, __op decides."""
     change = unwrap({**AFTER, "__op": "u", "__deleted": "true"})
