@@ -71,7 +71,7 @@ WORKDIR /app
 USER 10001:10001
 
 # Fails the build if the venv does not work on this base or as this user.
-RUN ["python", "-c", "import connector.app, connector.validate"]
+RUN ["python", "-c", "import connector.commands.run, connector.commands.validate"]
 
 # /metrics, /livez, /readyz (health.port)
 EXPOSE 9400

@@ -9,10 +9,10 @@ import sys
 from pathlib import Path
 
 from connector import __version__
-from connector.config import load_settings
 from connector.errors import ConfigError, FatalError
 from connector.logs import mask, secret_forms
-from connector.secrets import secret_values
+from connector.settings.load import load_settings
+from connector.settings.secrets import secret_values
 
 __all__ = ["main"]
 
@@ -69,10 +69,10 @@ def main(argv: list[str] | None = None) -> int:
         settings = load_settings(args.config, args.secrets_dir)
         secrets = secret_forms(secret_values(settings))
         if args.command == "validate":
-            from connector.validate import validate  # noqa: PLC0415 - only this command needs it
+            from connector.commands.validate import validate  # noqa: PLC0415 - only this command needs it
 
             return validate(settings, args.samples, sys.stdout, args.from_topics)
-        from connector.app import run  # noqa: PLC0415 - keeps `--help` fast
+        from connector.commands.run import run  # noqa: PLC0415 - keeps `--help` fast
 
         tally = run(settings)
     except ConfigError as exc:

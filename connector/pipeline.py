@@ -14,10 +14,9 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from connector.errors import FatalError
-from connector.fleet import reshare
-from connector.lanes import Job, Lanes
-from connector.logs import flush_logs, get_logger
-from connector.observe import (
+from connector.flow.fleet import reshare
+from connector.flow.lanes import Job, Lanes
+from connector.flow.observe import (
     Buckets,
     Progress,
     Snapshot,
@@ -26,17 +25,18 @@ from connector.observe import (
     progress_fields,
     take_snapshot,
 )
-from connector.outcomes import Outcomes
+from connector.flow.outcomes import Outcomes
+from connector.logs import flush_logs, get_logger
+from connector.lsq.answers import Verdict, backoff, classify
 from connector.records import DeadLetter, Skip
-from connector.retry import Verdict, backoff, classify
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
-    from connector.offsets import TopicPartitionKey
-    from connector.ports import Account, Calls, Input, Output, Recovery, Route, Tally
+    from connector.flow.offsets import TopicPartitionKey
+    from connector.flow.ports import Account, Calls, Input, Output, Recovery, Route, Tally
     from connector.records import Answer, SourceRecord
-    from connector.settings import FlowSettings, RetrySettings
+    from connector.settings.model import FlowSettings, RetrySettings
 
 __all__ = ["Pipeline"]
 
@@ -194,7 +194,7 @@ class Pipeline:
         self._reshare_due = True
 
     def _reshare(self) -> None:
-        """Each account's budget for this replica (see :func:`connector.fleet.reshare`). Run
+        """Each account's budget for this replica (see :func:`connector.flow.fleet.reshare`). Run
         after the poll that delivered the rebalance, before anything is sent: never from inside
         the rebalance callback, where a metadata request would break the Kafka client."""
         self._reshare_due = False
@@ -379,7 +379,7 @@ class Pipeline:
         )
 
     def _report_progress(self) -> None:
-        """Every ``progress_interval``: see :func:`connector.observe.progress_fields`."""
+        """Every ``progress_interval``: see :func:`connector.flow.observe.progress_fields`."""
         last, now = self._progress, self._clock()
         if now - last.at < last.interval:
             return

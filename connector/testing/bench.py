@@ -29,8 +29,8 @@ from typing import TYPE_CHECKING, Any
 import fastavro
 import httpx
 
-from connector.outcome_records import RESULT_SCHEMA
-from connector.ratelimit import RateGate
+from connector.flow.codec import RESULT_SCHEMA
+from connector.flow.gates import RateGate
 from connector.testing.bench_memory import memory
 from connector.testing.broker import local_broker
 from connector.testing.cdc import ACTIVITIES, LEADS, CdcWriter

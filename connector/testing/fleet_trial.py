@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from connector.ratelimit import TURN_GUARD_S, TURN_SEND_S
+from connector.flow.gates import TURN_GUARD_S, TURN_SEND_S
 from connector.testing.reliability import wait_until
 from connector.testing.sim import AnswerClass, RateLimit, SimConfig, Simulator
 

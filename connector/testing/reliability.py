@@ -13,7 +13,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from connector.outcome_records import source_of
+from connector.flow.codec import source_of
 from connector.testing.cdc import LEADS, CdcWriter, Event, envelope, lead_row
 from connector.testing.demo import sink_config
 from connector.testing.kafka import committed_offsets, create_topics, read_all, unique_name

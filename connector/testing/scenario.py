@@ -1,7 +1,8 @@
 """A realistic mixed CDC stream for the demo, the end-to-end tests and the benchmarks, with the
 outcome each event must get: leads (snapshot reads, creates, updates of the same keys), activities,
 deletes and tombstones, and bad records of every kind. The expected request bodies are written out
-by hand here (an oracle independent of ``connector.mapping``) in the seeds' exact shapes."""
+by hand here (an oracle independent of
+``connector.transform.mapping``) in the seeds' exact shapes."""
 
 from __future__ import annotations
 

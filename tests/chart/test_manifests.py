@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from connector.config import load_settings
 from connector.errors import ConfigError
+from connector.settings.load import load_settings
 from tests.chart.render import (
     CHART_DIR,
     CONFIG,

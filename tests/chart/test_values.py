@@ -12,7 +12,7 @@ import jsonschema  # type: ignore[import-untyped]  # no stubs among the dev depe
 import pytest
 import yaml
 
-from connector.settings import FlowSettings, HealthSettings, Settings
+from connector.settings.model import FlowSettings, HealthSettings, Settings
 from tests.chart.render import CHART_DIR, SECRETS, helm, render
 
 SCHEMA: dict[str, Any] = json.loads((CHART_DIR / "values.schema.json").read_text(encoding="utf-8"))

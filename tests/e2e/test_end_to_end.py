@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import fastavro
 
-from connector.outcome_records import RESULT_SCHEMA
+from connector.flow.codec import RESULT_SCHEMA
 from connector.testing.kafka import committed_offsets, read_topic
 from connector.testing.scenario import build_scenario
 from connector.testing.sim import AnswerClass, Simulator

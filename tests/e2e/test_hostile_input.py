@@ -21,7 +21,7 @@ import fastavro
 from confluent_kafka import Producer
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 
-from connector.outcome_records import RESULT_SCHEMA
+from connector.flow.codec import RESULT_SCHEMA
 from connector.testing.cdc import LEADS, CdcWriter, Event, envelope, lead_row, schema_text
 from connector.testing.kafka import committed_offsets, read_topic
 from connector.testing.scenario import expected_capture

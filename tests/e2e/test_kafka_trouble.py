@@ -20,7 +20,7 @@ import fastavro
 import pytest
 from confluent_kafka import KafkaError
 
-from connector.outcome_records import RESULT_SCHEMA
+from connector.flow.codec import RESULT_SCHEMA
 from connector.testing.broker import TansuBroker
 from connector.testing.cdc import ACTIVITIES, LEADS, CdcWriter
 from connector.testing.demo import DEAD_LETTERS, RESULTS, rejecting_simulator, sink_config

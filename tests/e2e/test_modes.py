@@ -13,7 +13,7 @@ import fastavro
 import httpx
 from confluent_kafka import Producer
 
-from connector.outcome_records import RESULT_SCHEMA
+from connector.flow.codec import RESULT_SCHEMA
 from connector.testing.kafka import read_topic
 from connector.testing.scenario import build_scenario
 from connector.testing.sim import SimConfig, Simulator

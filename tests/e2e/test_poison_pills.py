@@ -21,14 +21,14 @@ import fastavro
 from confluent_kafka import Producer
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 
-from connector.decode import wire_schema_id
 from connector.errors import DecodeError
-from connector.outcome_records import dead_letter, source_of
+from connector.flow.codec import dead_letter, source_of
 from connector.records import DeadLetter, SourceRecord
 from connector.testing.cdc import LEADS, CdcWriter, Event, envelope, lead_row
 from connector.testing.kafka import committed_offsets, create_topics, read_all
 from connector.testing.sim import AnswerClass, FaultRule, Faults, RateLimit, SimConfig, Simulator
 from connector.testing.sink import SinkProcess
+from connector.transform.decode import wire_schema_id
 from tests.e2e.conftest import config
 
 if TYPE_CHECKING:

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING
 import httpx
 import pytest
 
-from connector.health import HealthServer
-from connector.observe import Snapshot
+from connector.adapters.health import HealthServer
+from connector.flow.observe import Snapshot
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

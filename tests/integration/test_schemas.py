@@ -15,14 +15,14 @@ from confluent_kafka.schema_registry import Schema, SchemaReference, SchemaRegis
 from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
-from connector.decode import Decoder
+from connector.adapters.schemas import RegistrySchemas, registry_client
 from connector.errors import DecodeError, SchemaSourceError
 from connector.records import Change
-from connector.schemas import RegistrySchemas, registry_client
 from connector.testing.kafka import unique_name
 from connector.testing.registry import SchemaRegistryServer
 from connector.testing.serve import ServerThread
-from connector.unwrap import unwrap
+from connector.transform.decode import Decoder
+from connector.transform.unwrap import unwrap
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

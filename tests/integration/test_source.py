@@ -9,11 +9,11 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from connector.consume import Source
+from connector.adapters.consume import Source
 from connector.testing.kafka import create_topics, unique_name
 
 if TYPE_CHECKING:
-    from connector.offsets import TopicPartitionKey
+    from connector.flow.offsets import TopicPartitionKey
     from connector.testing.broker import Broker
 
 

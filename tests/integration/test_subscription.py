@@ -12,13 +12,13 @@ from typing import TYPE_CHECKING, Any
 
 from confluent_kafka import Producer
 
-from connector.consume import Source
-from connector.settings import Settings
+from connector.adapters.consume import Source
+from connector.settings.model import Settings
+from connector.settings.patterns import parse
 from connector.testing.kafka import create_topics, unique_name
-from connector.topic_patterns import parse
 
 if TYPE_CHECKING:
-    from connector.offsets import TopicPartitionKey
+    from connector.flow.offsets import TopicPartitionKey
     from connector.records import SourceRecord
     from connector.testing.broker import Broker
 

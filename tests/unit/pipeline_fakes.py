@@ -7,17 +7,17 @@ import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from connector.mapping import MappingSpec, compile_mapping
+from connector.flow.gates import RateGate
+from connector.flow.ports import Account, Route
 from connector.pipeline import Pipeline
-from connector.ports import Account, Route
-from connector.ratelimit import RateGate
 from connector.records import Answer, SourceRecord
-from connector.settings import FlowSettings, RetrySettings
+from connector.settings.model import FlowSettings, RetrySettings
+from connector.transform.mapping import MappingSpec, compile_mapping
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
-    from connector.offsets import TopicPartitionKey
+    from connector.flow.offsets import TopicPartitionKey
     from connector.records import Accepted, DeadLetter, Mode, Payload
 
 ACCEPTED = Answer(200, b'{"Status":"Request accepted.","RequestID":"req-1"}')
@@ -48,7 +48,7 @@ class Clock:
 class FakeInput:
     """Records waiting to be polled; commits and pauses are recorded. Rebalance events queued in
     ``rebalances`` reach the listener from inside :meth:`poll`, as librdkafka delivers them, and
-    like the real :class:`connector.consume.Source` it refuses metadata requests there."""
+    like the real :class:`connector.adapters.consume.Source` it refuses metadata requests there."""
 
     pending: list[SourceRecord] = field(default_factory=list)
     commits: list[dict[TopicPartitionKey, int]] = field(default_factory=list)

@@ -10,8 +10,8 @@ import pytest
 import yaml
 
 from connector.cli import main
-from connector.config import load_settings
 from connector.errors import ConfigError
+from connector.settings.load import load_settings
 
 if TYPE_CHECKING:
     from pathlib import Path

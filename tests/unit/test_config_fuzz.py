@@ -23,9 +23,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from connector.cli import main
-from connector.config import load_settings
 from connector.errors import ConfigError
-from connector.settings import Settings
+from connector.settings.load import load_settings
+from connector.settings.model import Settings
 from connector.testing.cdc import SCHEMAS
 from connector.testing.scenario import route_config
 

@@ -11,8 +11,8 @@ from typing import Any
 import fastavro
 import pytest
 
-from connector.decode import Decoder, WriterSchema, wire_schema_id, writer_schema
 from connector.errors import DecodeError, SchemaSourceError
+from connector.transform.decode import Decoder, WriterSchema, wire_schema_id, writer_schema
 
 LEAD = {
     "type": "record",

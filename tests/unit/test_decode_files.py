@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from connector.decode import Decoder
+from connector.adapters.schemas import FileSchemas, load_avsc, registry_client
 from connector.errors import ConfigError, DecodeError
-from connector.schemas import FileSchemas, load_avsc, registry_client
+from connector.transform.decode import Decoder
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -12,8 +12,8 @@ import fastavro
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from connector.decode import Decoder, WriterSchema, writer_schema
 from connector.errors import DecodeError
+from connector.transform.decode import Decoder, WriterSchema, writer_schema
 
 DBZ = "io.debezium.time."
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -11,9 +11,9 @@ from uuid import UUID
 import fastavro
 import pytest
 
-from connector.decode import Decoder, writer_schema
-from connector.decode_logical import identity
 from connector.errors import DecodeError
+from connector.transform.decode import Decoder, writer_schema
+from connector.transform.logical import identity
 
 DBZ, CONNECT = "io.debezium.time.", "org.apache.kafka.connect.data."
 MOMENT = datetime(2023, 11, 14, 22, 13, 20, 123456, tzinfo=UTC)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from connector.settings import HealthSettings
+from connector.settings.model import HealthSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "Dockerfile"

@@ -11,11 +11,11 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from connector.mapping import ActivitySpec, MappingSpec
-from connector.metrics import families
-from connector.observe import AccountView, Snapshot
-from connector.outcome_records import RESULT_SCHEMA
-from connector.settings import Settings
+from connector.adapters.metrics import families
+from connector.flow.codec import RESULT_SCHEMA
+from connector.flow.observe import AccountView, Snapshot
+from connector.settings.model import Settings
+from connector.transform.mapping import ActivitySpec, MappingSpec
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text(encoding="utf-8")

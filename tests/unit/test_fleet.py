@@ -16,8 +16,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from connector.fleet import share
-from connector.ratelimit import TURN_GUARD_S, RateGate
+from connector.flow.fleet import share
+from connector.flow.gates import TURN_GUARD_S, RateGate
 
 MARGIN = 0.05
 SKEW = 0.02  # how far a replica's clock may be off (NTP keeps it far closer)

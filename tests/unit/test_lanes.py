@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from connector.lanes import Job, Lanes
+from connector.flow.lanes import Job, Lanes
 from connector.records import Payload, SourceRecord
 
 PAYLOAD = Payload("capture", (), [])

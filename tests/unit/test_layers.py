@@ -9,17 +9,17 @@ import sys
 PURE = [
     "connector.records",
     "connector.errors",
-    "connector.decode",
-    "connector.decode_logical",
-    "connector.unwrap",
-    "connector.mapping",
-    "connector.ratelimit",
-    "connector.retry",
-    "connector.offsets",
-    "connector.lanes",
-    "connector.fleet",
-    "connector.outcome_records",
-    "connector.topic_patterns",
+    "connector.transform.decode",
+    "connector.transform.logical",
+    "connector.transform.unwrap",
+    "connector.transform.mapping",
+    "connector.flow.gates",
+    "connector.lsq.answers",
+    "connector.flow.offsets",
+    "connector.flow.lanes",
+    "connector.flow.fleet",
+    "connector.flow.codec",
+    "connector.settings.patterns",
 ]
 
 

@@ -74,7 +74,7 @@ def test_repeated_kafka_errors_and_librdkafka_warnings_come_out_once(
     """A broker refusing connections 50 times: one kafka.error line and one librdkafka line;
     record outcomes and librdkafka info lines are never held back."""
     configure("INFO", "json", Redactor([], personal_data=False))
-    log, rdkafka = get_logger("connector.app"), logging.getLogger("librdkafka")
+    log, rdkafka = get_logger("connector.commands.run"), logging.getLogger("librdkafka")
     for attempt in range(50):
         log.warning("kafka.error", error=f"Connect to 127.0.0.1:9 failed (after {attempt}ms)")
         rdkafka.error("FAIL [thrd:127.0.0.1:9/bootstrap]: Connect failed (after %dms)", attempt)

@@ -12,11 +12,11 @@ import pytest
 import yaml
 
 from connector.errors import MappingError
-from connector.mapping import MappingSpec, compile_mapping
 from connector.records import Change, SourceRecord
+from connector.transform.mapping import MappingSpec, compile_mapping
 
 if TYPE_CHECKING:
-    from connector.mapping import Mapper
+    from connector.transform.mapping import Mapper
 
 RECORD = SourceRecord("crm.public.leads", 3, 1234, b"k", b"v", timestamp_ms=1_700_000_000_000)
 

@@ -13,12 +13,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from connector.errors import MappingError
-from connector.mapping import MappingSpec, compile_mapping
 from connector.records import Change, Payload, SourceRecord
+from connector.transform.mapping import MappingSpec, compile_mapping
 
 if TYPE_CHECKING:
-    from connector.mapping import Mapper
     from connector.records import ChangeOp, Operation
+    from connector.transform.mapping import Mapper
 
 LEAD = yaml.safe_load("""
 EmailAddress: email

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from connector.mapping import MappingSpec, compile_mapping
 from connector.records import Change, Payload, SourceRecord
+from connector.transform.mapping import MappingSpec, compile_mapping
 
 if TYPE_CHECKING:
     from connector.records import Operation

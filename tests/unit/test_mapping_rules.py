@@ -10,12 +10,12 @@ import yaml
 from pydantic import ValidationError
 
 from connector.errors import ConfigError, MappingError
-from connector.mapping import MappingSpec, compile_mapping
 from connector.records import Change, Payload, SourceRecord
+from connector.transform.mapping import MappingSpec, compile_mapping
 
 if TYPE_CHECKING:
-    from connector.mapping import Mapper
     from connector.records import Operation
+    from connector.transform.mapping import Mapper
 
 RECORD = SourceRecord("t", 0, 0, None, b"", timestamp_ms=0)
 

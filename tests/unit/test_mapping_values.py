@@ -11,7 +11,7 @@ from uuid import UUID
 
 import pytest
 
-from connector.mapping_values import (
+from connector.transform.values import (
     Unmappable,
     ValueFormatter,
     activity_datetime,

@@ -6,10 +6,10 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from connector.metrics import SnapshotCollector
-from connector.observe import AccountView, Buckets, Snapshot, not_ready
-from connector.ports import Account
-from connector.ratelimit import RateGate
+from connector.adapters.metrics import SnapshotCollector
+from connector.flow.gates import RateGate
+from connector.flow.observe import AccountView, Buckets, Snapshot, not_ready
+from connector.flow.ports import Account
 
 
 def _scrape(snap: Snapshot) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from hypothesis import given
 from hypothesis import strategies as st
 
-from connector.offsets import OffsetTracker
+from connector.flow.offsets import OffsetTracker
 
 if TYPE_CHECKING:
     import random

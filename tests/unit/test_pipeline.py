@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from connector.records import Accepted, Answer, DeadLetter
-from connector.settings import FlowSettings, RetrySettings
+from connector.settings.model import FlowSettings, RetrySettings
 from tests.unit.pipeline_fakes import (
     ACCEPTED,
     DUPLICATE,

@@ -20,18 +20,18 @@ import structlog
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from connector.decode import Decoder, writer_schema
 from connector.errors import DecodeError
-from connector.mapping import MappingSpec, compile_mapping
-from connector.outcome_records import dead_letter
-from connector.ports import Route
+from connector.flow.codec import dead_letter
+from connector.flow.ports import Route
 from connector.records import DeadLetter, SourceRecord
+from connector.transform.decode import Decoder, writer_schema
+from connector.transform.mapping import MappingSpec, compile_mapping
 from tests.unit.pipeline_fakes import route_harness, run_until_done
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
-    from connector.decode import WriterSchema
+    from connector.transform.decode import WriterSchema
     from tests.unit.pipeline_fakes import Harness
 
 TOPIC = "crm.hostile.leads"
@@ -243,7 +243,7 @@ def _pairs(items: list[tuple[str, Any]]) -> list[dict[str, Any]]:
 
 
 def expected_body(row: dict[str, Any]) -> list[dict[str, Any]]:
-    """The Capture body for a row, written out independently of connector.mapping."""
+    """The Capture body for a row, written out independently of connector.transform.mapping."""
     kyc = row["kyc"] or {}
     document = kyc.get("document") or {}
     issuer = document.get("issuer") or {}

@@ -12,7 +12,7 @@ import pytest
 
 from connector.errors import FatalError, SchemaSourceError
 from connector.records import Answer, DeadLetter, SourceRecord
-from connector.settings import FlowSettings, RetrySettings
+from connector.settings.model import FlowSettings, RetrySettings
 from tests.unit.pipeline_fakes import (
     ACCEPTED,
     THROTTLED,
@@ -26,7 +26,7 @@ from tests.unit.pipeline_fakes import (
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from connector.ports import Route
+    from connector.flow.ports import Route
 
 
 def _with_route(h: Harness, the_route: Route) -> None:

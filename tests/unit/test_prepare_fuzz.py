@@ -6,9 +6,10 @@ flattened rows — :meth:`Route.prepare` returns a Payload, a Skip or a DeadLett
 a reason; only a FatalError (the schema registry cannot be reached) escapes.
 
 Records are written by fastavro and read back the real way: Confluent wire format through the
-routes :func:`connector.app.build_routes` compiles from settings, with :class:`RegistrySchemas`
-over an in-memory registry client (raw ``.avsc`` mode for the regressions). Every route (capture,
-update, lead_and_activity, create and the demo's two) prepares every record."""
+routes :func:`connector.commands.run.build_routes` compiles from settings, with
+:class:`RegistrySchemas` over an in-memory registry client (raw ``.avsc`` mode for the
+regressions). Every route (capture, update, lead_and_activity, create and the demo's two)
+prepares every record."""
 
 from __future__ import annotations
 
@@ -28,11 +29,11 @@ from confluent_kafka.schema_registry.error import SchemaRegistryError
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from connector.app import build_routes
+from connector.adapters.schemas import RegistrySchemas
+from connector.commands.run import build_routes
 from connector.errors import SchemaSourceError
 from connector.records import DeadLetter, Payload, Skip, SourceRecord, Stage
-from connector.schemas import RegistrySchemas
-from connector.settings import Settings
+from connector.settings.model import Settings
 from connector.testing.scenario import route_config
 
 if TYPE_CHECKING:
@@ -41,9 +42,9 @@ if TYPE_CHECKING:
 
     from confluent_kafka.schema_registry import SchemaRegistryClient
 
-    from connector.mapping_spec import FieldSource, MappingSpec
-    from connector.ports import Route
+    from connector.flow.ports import Route
     from connector.records import Change
+    from connector.transform.spec import FieldSource, MappingSpec
 
 STAGES = frozenset(get_args(Stage))
 FUZZ = settings(

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from connector.ratelimit import TURN_SEND_S, RateGate, Share
+from connector.flow.gates import TURN_SEND_S, RateGate, Share
 
 
 def test_full_budget_is_available_at_once() -> None:

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from connector.lsq.answers import backoff, classify
 from connector.records import Answer
-from connector.retry import backoff, classify
 
 ACCEPTED = {
     "Status": "Request accepted. Please use below request id to check the status",

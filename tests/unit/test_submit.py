@@ -1,4 +1,5 @@
-"""The HTTP side (``connector.submit``), through an injected ``httpx.MockTransport``: each call goes
+"""The HTTP side (``connector.adapters.submit``), through an injected ``httpx.MockTransport``: each
+call goes
 to its documented host and path with the keys where that host wants them (query string on the
 async host, headers on the sync host), the body is the payload as compact UTF-8 JSON, transport
 errors say whether the request may have been sent, no key survives in an answer or an error, at
@@ -16,9 +17,9 @@ from typing import TYPE_CHECKING
 import httpx
 import pytest
 
+from connector.adapters.submit import ENDPOINTS, Submitter
 from connector.records import Answer, Payload
-from connector.settings import AccountSettings
-from connector.submit import ENDPOINTS, Submitter
+from connector.settings.model import AccountSettings
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -225,8 +226,8 @@ def test_close_returns_while_a_call_hangs_and_drops_calls_not_started() -> None:
 HANGING_PROCESS = """
 import time, httpx
 from connector.records import Payload
-from connector.settings import AccountSettings
-from connector.submit import Submitter
+from connector.settings.model import AccountSettings
+from connector.adapters.submit import Submitter
 
 def hang(request):
     print("calling", flush=True)

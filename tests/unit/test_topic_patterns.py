@@ -21,10 +21,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from connector.config import load_settings
 from connector.errors import ConfigError
-from connector.settings import Settings
-from connector.topic_patterns import PatternError, parse, subscription
+from connector.settings.load import load_settings
+from connector.settings.model import Settings
+from connector.settings.patterns import PatternError, parse, subscription
 from tests.unit.test_config import BASE
 
 if TYPE_CHECKING:

@@ -8,7 +8,7 @@ import pytest
 
 from connector.errors import UnwrapError
 from connector.records import Change, Skip
-from connector.unwrap import unwrap
+from connector.transform.unwrap import unwrap
 
 SOURCE = {
     "version": "2.7.0.Final",

@@ -6,23 +6,23 @@ partitions than lanes, partition i gets the lanes j with j mod P = i; with more,
 partitions i with i mod N = j. A replica holds a lane outright when it owns every partition on it
 (one call in any window on it, through the gate's sliding-window log), and takes turns on a lane it
 shares with others (one call in each turn of a partition it owns: see
-:mod:`connector.ratelimit`). Since each partition has one owner, each lane's calls come from one
+:mod:`connector.flow.gates`). Since each partition has one owner, each lane's calls come from one
 replica at a time, and the fleet never holds more than N calls in any window, whatever the number
 of replicas, partitions or calls. Shares are recomputed on every rebalance; a larger one takes
-effect a turn later (:meth:`connector.ratelimit.RateGate.resize`)."""
+effect a turn later (:meth:`connector.flow.gates.RateGate.resize`)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from connector.flow.gates import Share
 from connector.logs import get_logger
-from connector.ratelimit import Share
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Collection, Iterable, Mapping
 
-    from connector.offsets import TopicPartitionKey
-    from connector.ports import Account, Route
+    from connector.flow.offsets import TopicPartitionKey
+    from connector.flow.ports import Account, Route
 
 __all__ = ["reshare", "share"]
 

@@ -8,20 +8,20 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import TYPE_CHECKING, Any
 
+from connector.flow.observe import Buckets
+from connector.flow.offsets import OffsetTracker
+from connector.flow.ports import Tally
 from connector.logs import get_logger
-from connector.observe import Buckets
-from connector.offsets import OffsetTracker
-from connector.ports import Tally
 from connector.records import Accepted
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from connector.lanes import Job
-    from connector.offsets import TopicPartitionKey
-    from connector.ports import Output, Route
+    from connector.flow.lanes import Job
+    from connector.flow.offsets import TopicPartitionKey
+    from connector.flow.ports import Output, Route
+    from connector.lsq.answers import Verdict
     from connector.records import Answer, DeadLetter, SourceRecord
-    from connector.retry import Verdict
 
 __all__ = ["Outcomes"]
 

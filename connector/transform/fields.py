@@ -9,13 +9,13 @@ from string import Formatter
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from connector.errors import ConfigError, MappingError
-from connector.mapping_spec import FieldSpec
-from connector.mapping_values import Unmappable, utc_from_ms
 from connector.records import Change, SourceRecord
+from connector.transform.spec import FieldSpec
+from connector.transform.values import Unmappable, utc_from_ms
 
 if TYPE_CHECKING:
-    from connector.mapping_spec import FieldSource, Scalar
-    from connector.mapping_values import ValueFormatter
+    from connector.transform.spec import FieldSource, Scalar
+    from connector.transform.values import ValueFormatter
 
 __all__ = [
     "Entry",

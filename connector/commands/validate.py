@@ -10,18 +10,18 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
-from connector.app import build_routes
+from connector.adapters.schemas import RegistrySchemas, registry_client
+from connector.adapters.submit import endpoint
+from connector.commands.run import build_routes
 from connector.records import DeadLetter, Skip, SourceRecord
-from connector.schemas import RegistrySchemas, registry_client
-from connector.submit import endpoint
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
     from pathlib import Path
 
-    from connector.ports import Route
+    from connector.flow.ports import Route
     from connector.records import Payload
-    from connector.settings import Settings
+    from connector.settings.model import Settings
 
 __all__ = ["validate"]
 

@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from connector import topic_patterns
 from connector.errors import ConfigError
-from connector.mapping import MappingSpec, compile_mapping
 from connector.records import Mode, Operation
+from connector.settings import patterns as topic_patterns
+from connector.transform.mapping import MappingSpec, compile_mapping
 
 if TYPE_CHECKING:
     from pydantic_settings import PydanticBaseSettingsSource

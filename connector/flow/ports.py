@@ -11,13 +11,14 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from connector.errors import FatalError, RecordError
 from connector.records import DeadLetter, Skip
-from connector.unwrap import unwrap
+from connector.transform.unwrap import unwrap
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
-    from connector.offsets import TopicPartitionKey
-    from connector.ratelimit import RateGate
+    from connector.flow.gates import RateGate
+    from connector.flow.offsets import TopicPartitionKey
+    from connector.lsq.answers import Verdict
     from connector.records import (
         Accepted,
         Answer,
@@ -28,14 +29,13 @@ if TYPE_CHECKING:
         SourceRecord,
         Stage,
     )
-    from connector.retry import Verdict
-    from connector.settings import RetrySettings
+    from connector.settings.model import RetrySettings
 
 __all__ = ["Account", "Calls", "Input", "Output", "Recovery", "Route", "Tally"]
 
 
 class Input(Protocol):
-    """The Kafka source (see :class:`connector.consume.Source`)."""
+    """The Kafka source (see :class:`connector.adapters.consume.Source`)."""
 
     def poll(self, max_records: int, timeout: float) -> list[SourceRecord]: ...
     def assignment(self) -> list[TopicPartitionKey]: ...
@@ -49,7 +49,7 @@ class Input(Protocol):
 
 
 class Output(Protocol):
-    """The results and dead-letter writer (see :class:`connector.results.OutcomeWriter`)."""
+    """The results and dead-letter writer (:class:`~connector.adapters.results.OutcomeWriter`)."""
 
     def result(
         self, record: SourceRecord, accepted: Accepted, durable: Callable[[], None]
@@ -65,7 +65,7 @@ class Output(Protocol):
 
 
 class Recovery(Protocol):
-    """Finds records that already have an outcome (see :class:`connector.ledger.Ledger`)."""
+    """Finds records that already have an outcome (:class:`~connector.adapters.ledger.Ledger`)."""
 
     def done(
         self, committed: Mapping[TopicPartitionKey, int]
@@ -73,7 +73,7 @@ class Recovery(Protocol):
 
 
 class Calls(Protocol):
-    """The HTTP side (see :class:`connector.submit.Submitter`)."""
+    """The HTTP side (see :class:`connector.adapters.submit.Submitter`)."""
 
     in_flight: int
 

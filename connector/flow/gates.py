@@ -13,8 +13,8 @@ must be sized well under N, the log lets a steady backlog use N calls per W minu
 trip and the margin.
 
 **Turns.** The replicas of a fleet split the N calls (lanes) among themselves by the partitions
-they own (:mod:`connector.fleet`); a lane whose partitions belong to several replicas is used in
-turns: wall-clock time is cut into turns of W + margin + :data:`TURN_SEND_S` +
+they own (:mod:`connector.flow.fleet`); a lane whose partitions belong to several replicas is
+used in turns: wall-clock time is cut into turns of W + margin + :data:`TURN_SEND_S` +
 :data:`TURN_GUARD_S` seconds, each turn of a lane belongs to one of its partitions, and the owner
 of that partition may start one call on the lane in the first :data:`TURN_SEND_S` of the turn.
 Calls of consecutive turns then reach LeadSquared more than W apart, provided LeadSquared counts a

@@ -5,7 +5,7 @@ latched and raised on the next :meth:`OutcomeWriter.poll`, so nothing past it is
 
 A record too large for the producer (``message.max.bytes``) is cut down before it is produced, and
 one the broker refuses as too large (its ``max.message.bytes`` is lower) is cut down further and
-produced again (:func:`connector.outcome_records.fit`): no size stops the connector."""
+produced again (:func:`connector.flow.codec.fit`): no size stops the connector."""
 
 from __future__ import annotations
 
@@ -19,8 +19,8 @@ import fastavro
 from confluent_kafka import KafkaError, KafkaException, Producer
 
 from connector.errors import OutputError
+from connector.flow.codec import RESULT_SCHEMA, OutcomeRecord, dead_letter, fit, result
 from connector.logs import get_logger
-from connector.outcome_records import RESULT_SCHEMA, OutcomeRecord, dead_letter, fit, result
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping

@@ -8,21 +8,21 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from connector.errors import ConfigError, MappingError
-from connector.mapping_fields import Row, compile_entries, compile_value, render_entries
-from connector.mapping_spec import FieldSpec
-from connector.mapping_values import (
+from connector.records import Change, SourceRecord
+from connector.transform.fields import Row, compile_entries, compile_value, render_entries
+from connector.transform.spec import FieldSpec
+from connector.transform.values import (
     Unmappable,
     activity_datetime,
     activity_event,
     format_datetime,
     utc_from_ms,
 )
-from connector.records import Change, SourceRecord
 
 if TYPE_CHECKING:
-    from connector.mapping_fields import Entry, Resolve
-    from connector.mapping_spec import ActivitySpec, FieldSource
-    from connector.mapping_values import ValueFormatter
+    from connector.transform.fields import Entry, Resolve
+    from connector.transform.spec import ActivitySpec, FieldSource
+    from connector.transform.values import ValueFormatter
 
 __all__ = ["ActivityRenderer"]
 

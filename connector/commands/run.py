@@ -12,27 +12,27 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from confluent_kafka import KafkaException
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient, SchemaRegistryError
 
-from connector.consume import Source
-from connector.decode import Decoder
+from connector.adapters.consume import Source
+from connector.adapters.health import HealthServer
+from connector.adapters.ledger import Ledger
+from connector.adapters.results import OutcomeWriter, ResultEncoder
+from connector.adapters.schemas import RegistrySchemas, load_avsc, registry_client
+from connector.adapters.submit import Submitter
 from connector.errors import ConfigError, FatalError
-from connector.health import HealthServer
-from connector.ledger import Ledger
+from connector.flow.codec import RESULT_SCHEMA
+from connector.flow.gates import RateGate
+from connector.flow.ports import Account, Route, Tally
 from connector.logs import Redactor, configure, get_logger
-from connector.mapping import compile_mapping
-from connector.outcome_records import RESULT_SCHEMA
 from connector.pipeline import Pipeline
-from connector.ports import Account, Route, Tally
-from connector.ratelimit import RateGate
-from connector.results import OutcomeWriter, ResultEncoder
-from connector.schemas import RegistrySchemas, load_avsc, registry_client
-from connector.secrets import secret_values
-from connector.submit import Submitter
+from connector.settings.secrets import secret_values
+from connector.transform.decode import Decoder
+from connector.transform.mapping import compile_mapping
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from connector.decode import WriterSchemas
-    from connector.settings import RouteSettings, Settings
+    from connector.settings.model import RouteSettings, Settings
+    from connector.transform.decode import WriterSchemas
 
 __all__ = ["build_routes", "run"]
 

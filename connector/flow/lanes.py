@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
-    from connector.offsets import TopicPartitionKey
+    from connector.flow.offsets import TopicPartitionKey
     from connector.records import Payload, SourceRecord
 
 __all__ = ["Job", "Lanes"]

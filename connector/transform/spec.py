@@ -1,6 +1,6 @@
 """The ``mapping:`` block of a route, as frozen pydantic models: the shape and types only (unknown
 keys fail). The rules that depend on the route's operation, and every cross-field rule, are
-checked by :func:`connector.mapping.compile_mapping`, which names the offending key."""
+checked by :func:`connector.transform.mapping.compile_mapping`, which names the offending key."""
 
 from __future__ import annotations
 

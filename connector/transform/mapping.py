@@ -10,15 +10,15 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from connector.errors import ConfigError, MappingError
-from connector.mapping_activity import ActivityRenderer
-from connector.mapping_fields import compile_entries, compile_value, render_entries
-from connector.mapping_spec import ActivitySpec, FieldSpec, MappingSpec
-from connector.mapping_values import ValueFormatter
 from connector.records import Payload
+from connector.transform.activity import ActivityRenderer
+from connector.transform.fields import compile_entries, compile_value, render_entries
+from connector.transform.spec import ActivitySpec, FieldSpec, MappingSpec
+from connector.transform.values import ValueFormatter
 
 if TYPE_CHECKING:
-    from connector.mapping_fields import Entry, Resolve
     from connector.records import Change, Operation, SourceRecord
+    from connector.transform.fields import Entry, Resolve
 
 __all__ = ["ActivitySpec", "FieldSpec", "Mapper", "MappingSpec", "compile_mapping"]
 

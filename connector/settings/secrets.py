@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from connector.settings import Settings
+    from connector.settings.model import Settings
 
 __all__ = ["secret_values"]
 

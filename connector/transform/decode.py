@@ -2,7 +2,7 @@
 registry, a bare Avro body) read with the record's writer schema, logical types normalised.
 
 A writer schema is prepared once (:func:`writer_schema`): fastavro parses it and
-:mod:`connector.decode_logical` compiles the converter for its logical types. The hot path is the
+:mod:`connector.transform.logical` compiles the converter for its logical types. The hot path is the
 5-byte header, one fastavro read and that converter. Every failure is a
 :class:`~connector.errors.DecodeError` saying what is wrong.
 """
@@ -17,8 +17,8 @@ from typing import IO, TYPE_CHECKING, Any, Protocol, cast
 import fastavro
 from fastavro import _read_py
 
-from connector.decode_logical import Convert, Unconvertible, compile_converter, identity
 from connector.errors import DecodeError
+from connector.transform.logical import Convert, Unconvertible, compile_converter, identity
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -3,7 +3,7 @@ partitions are assigned, the records past their committed offsets that already h
 crash or a lost partition cut the previous owner off before it could commit them) are found, so
 they are not called again: a restart repeats only the calls that were in flight. Results records
 carry their source in ``lsq.source.*`` headers, dead letters in ``__connect.errors.*`` ones
-(:func:`connector.outcome_records.source_of`). Records are read one at a time and only their
+(:func:`connector.flow.codec.source_of`). Records are read one at a time and only their
 headers are looked at: memory stays flat however many outcomes the lookback holds."""
 
 from __future__ import annotations
@@ -13,15 +13,15 @@ from typing import TYPE_CHECKING, Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
-from connector.consume import headers_of
-from connector.outcome_records import source_of
+from connector.adapters.consume import headers_of
+from connector.flow.codec import source_of
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping
 
     from confluent_kafka import Message
 
-    from connector.offsets import TopicPartitionKey
+    from connector.flow.offsets import TopicPartitionKey
 
 __all__ = ["Ledger"]
 

@@ -1,4 +1,4 @@
-"""Prometheus metrics (pure): the loop's latest :class:`~connector.observe.Snapshot` as metric
+"""Prometheus metrics (pure): the loop's latest :class:`~connector.flow.observe.Snapshot` as metric
 families, collected at scrape time (the loop never touches a metrics object on its hot path).
 Names start with ``lsq_sink_``; per-account series carry an ``account`` label."""
 
@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 
     from prometheus_client.metrics_core import Metric
 
-    from connector.observe import Buckets, Snapshot
+    from connector.flow.observe import Buckets, Snapshot
 
 __all__ = ["SnapshotCollector", "families"]
 

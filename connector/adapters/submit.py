@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
     from connector.records import Mode, Operation, Payload
-    from connector.settings import AccountSettings
+    from connector.settings.model import AccountSettings
 
 __all__ = ["ENDPOINTS", "Submitter", "endpoint", "pooled_transport"]
 

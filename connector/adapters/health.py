@@ -11,12 +11,12 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from connector.metrics import SnapshotCollector
+from connector.adapters.metrics import SnapshotCollector
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from connector.observe import Snapshot
+    from connector.flow.observe import Snapshot
 
 __all__ = ["HealthServer", "Observed"]
 

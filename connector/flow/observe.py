@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
 
-    from connector.ports import Account, Tally
+    from connector.flow.ports import Account, Tally
 
 __all__ = ["AccountView", "Buckets", "Progress", "Snapshot", "progress_fields"]
 

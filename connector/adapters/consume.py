@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
     from confluent_kafka import Message
 
-    from connector.offsets import TopicPartitionKey
+    from connector.flow.offsets import TopicPartitionKey
 
 __all__ = ["RebalanceListener", "Source", "headers_of"]
 

@@ -1,5 +1,6 @@
 """[I/O] Where writer schemas come from: a Confluent Schema Registry (cached per id) or ``.avsc``
-files for users without one. Each source implements :class:`connector.decode.WriterSchemas`.
+files for users without one. Each source implements
+:class:`~connector.transform.decode.WriterSchemas`.
 
 An id the source does not know is a :class:`~connector.errors.DecodeError` (the record goes to the
 dead-letter topic); a registry that cannot be reached is a
@@ -14,8 +15,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from confluent_kafka.schema_registry import SchemaRegistryClient, SchemaRegistryError
 
-from connector.decode import WriterSchema, add_named_types, writer_schema
 from connector.errors import ConfigError, DecodeError, SchemaSourceError
+from connector.transform.decode import WriterSchema, add_named_types, writer_schema
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
@@ -57,7 +58,7 @@ class RegistrySchemas:
         self._cache: dict[int, WriterSchema | DecodeError] = {}
 
     def get(self, schema_id: int) -> WriterSchema:
-        """The writer schema with this id (see :class:`connector.decode.WriterSchemas`)."""
+        """The writer schema with this id (:class:`~connector.transform.decode.WriterSchemas`)."""
         found = self._cache.get(schema_id)
         if found is None:
             found = self._cache[schema_id] = self._fetch(schema_id)
@@ -105,7 +106,7 @@ class FileSchemas:
         self._schemas = {schema_id: load_avsc(path, schema_id) for schema_id, path in files.items()}
 
     def get(self, schema_id: int) -> WriterSchema:
-        """The writer schema with this id (see :class:`connector.decode.WriterSchemas`)."""
+        """The writer schema with this id (:class:`~connector.transform.decode.WriterSchemas`)."""
         try:
             return self._schemas[schema_id]
         except KeyError:
@@ -142,7 +143,7 @@ def _call(missing: str, schema_id: int, request: Callable[..., _T], *args: Any) 
         text = _redact(f"HTTP {status}, error code {code}: {exc.error_message}")
         message = f"schema registry failed fetching schema id {schema_id}: {text}{hint}"
         raise SchemaSourceError(message) from None
-    except Exception as exc:  # noqa: BLE001 - httpx transport errors and whatever else the client raises
+    except Exception as exc:  # noqa: BLE001 - httpx transport errors, whatever the client raises
         text = _redact(f"{type(exc).__name__}: {exc}")
         message = f"schema registry unreachable fetching schema id {schema_id}: {text}"
         raise SchemaSourceError(message) from None

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic_settings import SettingsError
 
 from connector.errors import ConfigError
-from connector.settings import Settings
+from connector.settings.model import Settings
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
