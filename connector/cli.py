@@ -63,7 +63,9 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI and return the process exit code."""
     args = _parser().parse_args(argv)
     if args.command == "demo":
-        return _demo()
+        from connector.commands.demo import demo  # noqa: PLC0415 - keeps `--help` fast
+
+        return demo()
     secrets: list[str] = []
     try:
         settings = load_settings(args.config, args.secrets_dir)
@@ -87,12 +89,3 @@ def main(argv: list[str] | None = None) -> int:
     summary |= {"api_calls": tally.api_calls, "throttled": tally.throttled}
     sys.stdout.write(json.dumps(summary) + "\n")
     return EXIT_OK
-
-
-def _demo() -> int:
-    try:
-        from connector.testing.demo import main as demo  # noqa: PLC0415 - development stack only
-    except ImportError as exc:
-        sys.stderr.write(f"lsq-sink demo needs the development environment ({exc}): make demo\n")
-        return EXIT_FATAL
-    return demo()

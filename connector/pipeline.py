@@ -1,23 +1,25 @@
 """The connector's loop (SPEC §2), on one thread, one numbered step after another:
 
-    consume → decode → unwrap → map → rate-limit → submit → record result → commit
+    consume → decode → unwrap → map → plan calls under the budgets → submit → settle answers
+    → record results → commit
 
-HTTP calls run on the submitter's workers and come back as answers; everything else (per-key
-lanes, rate gates, offsets) is plain state owned by this loop. Outcomes count as durable only when
-the broker acknowledged them, and only contiguous durable prefixes are committed.
+Records are prepared by their :class:`~connector.transform.route.Route`; jobs, calls and answers
+are the :class:`~connector.flow.dispatch.Dispatcher`'s; outcomes and offsets are
+:class:`~connector.flow.outcomes.Outcomes`'. HTTP calls run on the submitter's workers and come
+back as answers; everything else is plain state owned by this loop. Outcomes count as durable only
+when the broker acknowledged them, and only contiguous durable prefixes are committed.
 """
 
 from __future__ import annotations
 
-import itertools
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from connector.errors import FatalError
+from connector.flow.dispatch import Dispatcher
 from connector.flow.fleet import reshare
-from connector.flow.lanes import Job, Lanes
+from connector.flow.lanes import Job
 from connector.flow.observe import (
-    Buckets,
     Progress,
     Snapshot,
     account_view,
@@ -25,18 +27,22 @@ from connector.flow.observe import (
     progress_fields,
     take_snapshot,
 )
-from connector.flow.outcomes import Outcomes
+from connector.flow.outcomes import Outcomes, names
+from connector.flow.planner import SinglePlanner
 from connector.logs import flush_logs, get_logger
-from connector.lsq.answers import Verdict, backoff, classify
 from connector.records import DeadLetter, Skip
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
+    from connector.flow.accounts import Account
+    from connector.flow.observe import Tally
     from connector.flow.offsets import TopicPartitionKey
-    from connector.flow.ports import Account, Calls, Input, Output, Recovery, Route, Tally
-    from connector.records import Answer, SourceRecord
+    from connector.flow.planner import Planner
+    from connector.flow.ports import Calls, Input, Output, Recovery
+    from connector.records import SourceRecord
     from connector.settings.model import FlowSettings, RetrySettings
+    from connector.transform.route import Route
 
 __all__ = ["Pipeline"]
 
@@ -58,6 +64,7 @@ class Pipeline:
         recovery: Recovery | None = None,
         retry: RetrySettings,
         flow: FlowSettings,
+        planner: Planner | None = None,
         progress_interval: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
@@ -65,22 +72,27 @@ class Pipeline:
     ) -> None:
         import random  # noqa: PLC0415 - default jitter source only
 
-        self._routes, self._accounts, self._output, self._calls = routes, accounts, output, calls
-        self._recovery = recovery
+        self._routes, self._output, self._recovery = routes, output, recovery
         self._outcomes = Outcomes(output, wall)
-        self._retry, self._flow = retry, flow
-        self._clock, self._wall, self._draw = clock, wall, draw or random.random
+        self._dispatcher = Dispatcher(
+            accounts=accounts,
+            planner=planner or SinglePlanner(routes),
+            calls=calls,
+            outcomes=self._outcomes,
+            routes=routes,
+            retry=retry,
+            clock=clock,
+            wall=wall,
+            draw=draw or random.random,
+        )
+        self._flow, self._clock, self._wall = flow, clock, wall
         self._input: Input | None = None
-        self._lanes = Lanes()
         self._owned: set[TopicPartitionKey] = set()
         self._joined = False
         self._reshare_due = False  # partitions came or went: recompute budget shares
         self.last_turn = clock()  # when the loop last turned (for /livez)
         self.snapshot = Snapshot()  # the state /metrics and /readyz serve, replaced each second
         self._next_publish = 0.0
-        self._commit_latency = Buckets()
-        self._tickets: dict[int, Job] = {}
-        self._next_ticket = itertools.count()
         self._paused = False
         self._stopping = False
         self._failed = False
@@ -117,10 +129,10 @@ class Pipeline:
             self._failed = True  # leave the group without draining or committing more
             source.close()
             raise
-        _log.info("connector.stopping", calls_in_flight=self._calls.in_flight)
+        _log.info("connector.stopping", calls_in_flight=self._dispatcher.in_flight)
         grace = self._flow.shutdown_grace_seconds
         self.stop_by = self._clock() + grace
-        self._drain(None, self.stop_by - min(_CLOSE_RESERVE_S, grace / 4))  # then commit, leave
+        self._dispatcher.drain(None, self.stop_by - min(_CLOSE_RESERVE_S, grace / 4), self._output)
         self._commit()
         source.close()
 
@@ -132,19 +144,18 @@ class Pipeline:
         records = []
         if not self._paused or now >= self._next_poll:
             self._next_poll = now + _PAUSED_POLL_S
-            records = source.poll(self._flow.poll_batch_size, 0 if self._calls.in_flight else wait)
+            records = source.poll(
+                self._flow.poll_batch_size, 0 if self._dispatcher.in_flight else wait
+            )
         if self._reshare_due:
             self._reshare()
         # 2-4. decode → unwrap → map, into per-key lanes (or straight to an outcome)
         for record in records:
             self._intake(record)
         # 5. answers of calls made earlier (wait for them only when some are out)
-        for ticket, answer in self._calls.collect(
-            wait if self._calls.in_flight and not records else 0
-        ):
-            self._settle(ticket, answer)
-        # 6. rate-limit → submit
-        self._dispatch()
+        self._dispatcher.collect(wait if self._dispatcher.in_flight and not records else 0)
+        # 6. rate-limit → plan → submit
+        self._dispatcher.dispatch()
         # 7. record results: acknowledged outcomes become durable
         self._output.poll()
         # 8. commit contiguous durable prefixes
@@ -163,35 +174,30 @@ class Pipeline:
     def assigned(self, tps: list[TopicPartitionKey]) -> None:
         """New partitions: find their records that already have an outcome (written by an
         owner that stopped before committing them), so they are not called again."""
-        _log.info("partitions.assigned", partitions=_names(tps))
+        _log.info("partitions.assigned", partitions=names(tps))
         self._joined = True
         self._owned.update(tps)
         self._reshare_due = True
         if self._paused:
             self._source().pause(tps)
         if self._recovery is not None and tps and not (self._stopping or self._failed):
-            found = self._recovery.done(self._source().committed(tps))
-            self._outcomes.found(found)
-            if found:
-                counts = {f"{t}[{p}]": len(offsets) for (t, p), offsets in found.items()}
-                _log.info("partitions.outcomes_found", records=counts)
+            self._outcomes.found(self._recovery.done(self._source().committed(tps)))
 
     def revoked(self, tps: list[TopicPartitionKey]) -> None:
         """Finish what is in flight for these partitions, commit it, hand back the rest."""
-        _log.info("partitions.revoked", partitions=_names(tps))
+        _log.info("partitions.revoked", partitions=names(tps))
         if self._failed:
             self._forget(tps)
             return
-        self._drain(set(tps), self._clock() + min(self._flow.shutdown_grace_seconds, 10.0))
+        deadline = self._clock() + min(self._flow.shutdown_grace_seconds, 10.0)
+        self._dispatcher.drain(set(tps), deadline, self._output)
         self._commit(set(tps))
         self._forget(tps)
-        self._reshare_due = True
 
     def lost(self, tps: list[TopicPartitionKey]) -> None:
         """Partitions taken away without a chance to commit: drop their state."""
-        _log.warning("partitions.lost", partitions=_names(tps))
+        _log.warning("partitions.lost", partitions=names(tps))
         self._forget(tps)
-        self._reshare_due = True
 
     def _reshare(self) -> None:
         """Each account's budget for this replica (see :func:`connector.flow.fleet.reshare`). Run
@@ -201,7 +207,7 @@ class Pipeline:
         if not self._failed:
             counts = self._source().topic_partitions()
             now, wall = self._clock(), self._wall()
-            accounts, routes = self._accounts.values(), self._routes
+            accounts, routes = self._dispatcher.accounts.values(), self._routes
             reshare(accounts, self._owned, partitions=counts, route_of=routes, now=now, wall=wall)
 
     # -- steps ----------------------------------------------------------------------------------
@@ -220,156 +226,33 @@ class Pipeline:
         elif isinstance(prepared, DeadLetter):
             self._outcomes.dead_letter(record, route, prepared)
         else:
-            self._lanes.add(Job(record, route.name, route.account, prepared, self._clock()))
-
-    def _dispatch(self, allow: Callable[[Job], bool] | None = None) -> None:
-        now, threshold = self._clock(), self._retry.outage_threshold
-        for account in self._accounts.values():
-            rejected, down = account.rejected is not None, account.looks_down(threshold)
-            if (rejected and now < account.probe_at) or (down and now < account.down_until):
-                continue
-            limit = 1 if account.probing(threshold) else account.concurrency
-            while account.in_flight < limit and account.gate.wait(now) == 0:
-                job = self._lanes.take(account.name, now, allow)
-                if job is None:
-                    break
-                self._send(job, account, now)
-                if rejected:  # one call tells whether the keys work again
-                    account.probe_at = now + self._retry.auth_retry_seconds
-
-    def _send(self, job: Job, account: Account, now: float) -> None:
-        job.slot = account.gate.acquire(now)
-        account.in_flight += 1
-        job.attempts += 1
-        job.first_sent_at = job.first_sent_at or now
-        job.sent_wall = self._wall()
-        ticket = next(self._next_ticket)
-        self._tickets[ticket] = job
-        self.tally.api_calls += 1
-        route = self._routes(job.record.topic)
-        assert route is not None  # noqa: S101 - jobs only exist for routed records
-        self._calls.submit(ticket, account.name, route.mode, job.payload)
-
-    def _settle(self, ticket: int, answer: Answer) -> None:
-        job, now = self._tickets.pop(ticket), self._clock()
-        account = self._accounts[job.account]
-        account.gate.release(now, job.slot)
-        account.in_flight -= 1
-        if job.dropped:
-            return  # its partition was revoked meanwhile; the new owner calls again
-        route = self._routes(job.record.topic)
-        assert route is not None  # noqa: S101 - jobs only exist for routed records
-        verdict = classify(answer, route.operation, route.mode)
-        account.answers[verdict.kind] += 1
-        if change := account.note_answer(verdict, now, self._retry):
-            log = _log.info if change == "available_again" else _log.warning
-            log(f"account.{change}", account=account.name, reason=verdict.reason)
-        if verdict.kind == "accepted":
-            if account.rejected is not None:
-                _log.info("account.accepted_again", account=account.name)
-                account.rejected = None
-            self._lanes.finish(job)
-            self._outcomes.accepted(job, route, verdict, answer)
-        elif verdict.kind == "throttled":
-            self.tally.throttled += 1
-            account.gate.cool_down(now, account.cooldown)
-            _log.warning("call.throttled", account=account.name, reason=verdict.reason)
-            self._lanes.later(job, now + account.cooldown)
-        elif verdict.kind == "auth":
-            if account.rejected is None:
-                _log.error("account.rejected", account=account.name, reason=verdict.reason)
-            account.rejected = verdict.reason
-            account.probe_at = now + self._retry.auth_retry_seconds
-            self._lanes.later(job, account.probe_at)
-        elif verdict.kind == "retry":
-            self._retry_later(job, route, account, verdict, answer)
-        else:
-            self._lanes.finish(job)
-            why = DeadLetter(
-                "submit",
-                verdict.reason,
-                "LeadSquaredRejected",
-                verdict.exception_type,
-                answer.status,
-                job.attempts,
+            self._dispatcher.lanes.add(
+                Job(record, route.name, route.account, prepared, self._clock())
             )
-            self._outcomes.dead_letter(job.record, route, why)
-
-    def _retry_later(
-        self, job: Job, route: Route, account: Account, verdict: Verdict, answer: Answer
-    ) -> None:
-        now = self._clock()
-        self.tally.retried += 1
-        if answer.maybe_sent:
-            self.tally.ambiguous += 1  # LeadSquared may have it: a retry may duplicate it
-        if account.looks_down(self._retry.outage_threshold):
-            self._lanes.later(job, account.down_until)  # an outage: not this record's fault
-            return
-        job.failures += 1
-        if job.failures >= self._retry.max_attempts:
-            self._lanes.finish(job)
-            why = DeadLetter(
-                "submit",
-                f"retries_exhausted: {verdict.reason}",
-                "RetriesExhausted",
-                verdict.exception_type,
-                answer.status,
-                job.attempts,
-            )
-            self._outcomes.dead_letter(job.record, route, why)
-            return
-        retry = self._retry
-        delay = backoff(
-            job.failures, retry.backoff_base_seconds, retry.backoff_max_seconds, self._draw
-        )
-        _log.info("call.retry", **_where(job), reason=verdict.reason, delay_s=round(delay, 3))
-        self._lanes.later(job, now + delay)
 
     def _commit(self, only: set[TopicPartitionKey] | None = None) -> None:
         self._next_commit = self._clock() + self._flow.commit_interval_seconds
-        positions = {
-            tp: offset
-            for tp, offset in self._outcomes.offsets.committable().items()
-            if only is None or tp in only
-        }
-        if not positions:
-            return
-        started = self._clock()
-        error = self._source().commit(positions)
-        self._commit_latency.observe(self._clock() - started)
-        if error is not None:
-            _log.warning("commit.failed", error=error, partitions=_names(list(positions)))
-            return
-        self._outcomes.offsets.committed(positions)
+        self._outcomes.commit(self._source(), only, self._clock)
 
     def _backpressure(self) -> None:
-        pending, size = self._outcomes.pending(), self._outcomes.bytes_held()
-        full = pending >= self._flow.max_in_flight_records or size >= self._flow.max_in_flight_bytes
-        low = (
-            pending <= 0.8 * self._flow.max_in_flight_records
-            and size <= 0.8 * self._flow.max_in_flight_bytes
-        )
-        if full and not self._paused:
-            self._paused = True
-            self._source().pause(self._source().assignment())
-            _log.info("input.paused", records_in_flight=pending, bytes_in_flight=size)
-        elif low and self._paused:
-            self._paused = False
-            self._source().resume(self._source().assignment())
-            _log.info("input.resumed", records_in_flight=pending, bytes_in_flight=size)
+        flow, source = self._flow, self._source()
+        full = self._outcomes.pressure(flow.max_in_flight_records, flow.max_in_flight_bytes)
+        if full is not None and full != self._paused:
+            self._paused = full
+            (source.pause if full else source.resume)(source.assignment())
+            event, size = "input.paused" if full else "input.resumed", self._outcomes.bytes_held()
+            _log.info(event, records_in_flight=self._outcomes.pending(), bytes_in_flight=size)
 
     def _publish(self) -> None:
         """Replace the snapshot the health port serves (about once a second)."""
         now = self._clock()
         self._next_publish = now + 1.0
-        outcomes, accounts = self._outcomes, self._accounts.values()
+        accounts = self._dispatcher.accounts.values()
         self.snapshot = take_snapshot(
-            self.tally,
-            accounts=tuple(account_view(a, now, self._retry.outage_threshold) for a in accounts),
-            in_flight=(outcomes.pending(), outcomes.bytes_held()),
+            self._outcomes,
+            [account_view(account, now) for account in accounts],
             lag=self._source().lag(),
             paused=self._paused,
-            latency=(outcomes.result_latency, self._commit_latency),
             not_ready=not_ready(
                 stopping=self._stopping or self._failed,
                 joined=self._joined,
@@ -383,50 +266,16 @@ class Pipeline:
         last, now = self._progress, self._clock()
         if now - last.at < last.interval:
             return
-        in_flight = self._outcomes.pending()
-        tokens = {a.name: a.gate.free(now) for a in self._accounts.values()}
-        lag = self._source().lag()
+        in_flight, lag = self._outcomes.pending(), self._source().lag()
+        tokens = self._dispatcher.tokens(now)
         fields = progress_fields(self.tally, last, now, in_flight=in_flight, lag=lag, tokens=tokens)
         _log.info("progress", **fields)
 
-    # -- draining -------------------------------------------------------------------------------
-
-    def _drain(self, scope: set[TopicPartitionKey] | None, deadline: float) -> None:
-        """Finish calls in flight in ``scope`` (all partitions when ``None``) and the queued
-        records that lie behind an already-done one, so the done records form a committable
-        prefix; everything else is handed back (not sent, not committed)."""
-
-        def in_scope(tp: TopicPartitionKey) -> bool:
-            return scope is None or tp in scope
-
-        def fills_a_gap(job: Job) -> bool:
-            highest = self._outcomes.offsets.highest_done_beyond_watermark(job.tp)
-            return in_scope(job.tp) and highest is not None and job.record.offset < highest
-
-        while self._clock() < deadline:
-            self._dispatch(fills_a_gap)
-            busy = any(in_scope(job.tp) for job in self._tickets.values() if not job.dropped)
-            if not busy and not any(
-                self._outcomes.offsets.highest_done_beyond_watermark(tp) is not None
-                for tp in self._outcomes.offsets.partitions()
-                if in_scope(tp)
-            ):
-                break
-            for ticket, answer in self._calls.collect(min(0.05, deadline - self._clock())):
-                self._settle(ticket, answer)
-            self._output.poll()
-        self._output.flush(max(0.0, deadline - self._clock()))
-
     def _forget(self, tps: list[TopicPartitionKey]) -> None:
-        for job in self._lanes.drop(tps):
-            job.dropped = True
-        for job in self._tickets.values():
-            if job.tp in tps:
-                job.dropped = True
+        self._dispatcher.forget(tps)
         self._outcomes.forget(tps)
         self._owned.difference_update(tps)
-
-    # -- helpers --------------------------------------------------------------------------------
+        self._reshare_due = True
 
     def _source(self) -> Input:
         if self._input is None:
@@ -435,19 +284,5 @@ class Pipeline:
 
     def _idle_wait(self) -> float:
         """How long a turn may block waiting for records or answers."""
-        now, wait = self._clock(), 0.1 if not self._calls.in_flight else 0.02
-        if (timer := self._lanes.next_timer()) is not None:
-            wait = min(wait, timer - now)
-        for account in self._accounts.values():
-            if account.in_flight < account.concurrency and self._lanes.ready(account.name, now):
-                wait = min(wait, account.gate.wait(now))
-        return max(0.0, wait)
-
-
-def _names(tps: list[TopicPartitionKey]) -> list[str]:
-    return [f"{topic}[{partition}]" for topic, partition in sorted(tps)]
-
-
-def _where(job: Job) -> dict[str, Any]:
-    record = job.record
-    return {"topic": record.topic, "partition": record.partition, "offset": record.offset}
+        now, wait = self._clock(), 0.1 if not self._dispatcher.in_flight else 0.02
+        return max(0.0, min(wait, self._dispatcher.wait(now)))

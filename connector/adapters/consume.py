@@ -9,19 +9,20 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Protocol
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
+from connector.adapters.kafka import build_consumer, headers_of, settings_refused
 from connector.errors import FatalError
 from connector.records import SourceRecord
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
-    from confluent_kafka import Message
+    from confluent_kafka import Consumer, Message
 
     from connector.flow.offsets import TopicPartitionKey
 
-__all__ = ["RebalanceListener", "Source", "headers_of"]
+__all__ = ["RebalanceListener", "Source"]
 
 
 class RebalanceListener(Protocol):
@@ -34,13 +35,6 @@ class RebalanceListener(Protocol):
 
 def _keys(partitions: list[TopicPartition]) -> list[TopicPartitionKey]:
     return [(tp.topic, tp.partition) for tp in partitions]
-
-
-def headers_of(message: Message) -> tuple[tuple[str, bytes], ...]:
-    """A message's headers as (name, bytes) pairs, in order."""
-    raw = message.headers() or []
-    pairs = raw.items() if isinstance(raw, dict) else raw
-    return tuple((k, v.encode() if isinstance(v, str) else v or b"") for k, v in pairs)
 
 
 def _record(message: Message) -> SourceRecord:
@@ -67,12 +61,13 @@ class Source:
         listener: RebalanceListener,
         on_error: Callable[[str], None],
     ) -> None:
-        self._consumer = Consumer({**config, "error_cb": self._client_error})
+        self._consumer = build_consumer({**config, "error_cb": self._client_error})
         self._listener, self._on_error = listener, on_error
         self._in_callback = False
-        self._consumer.subscribe(
-            topics, on_assign=self._assigned, on_revoke=self._revoked, on_lost=self._lost
-        )
+        with settings_refused("consumer"):  # the group and the subscription are checked here
+            self._consumer.subscribe(
+                topics, on_assign=self._assigned, on_revoke=self._revoked, on_lost=self._lost
+            )
 
     def poll(self, max_records: int, timeout: float) -> list[SourceRecord]:
         """Records fetched so far, waiting up to ``timeout`` for the first. (``consume(n, t)``

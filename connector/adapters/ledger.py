@@ -11,15 +11,15 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
-from connector.adapters.consume import headers_of
+from connector.adapters.kafka import build_consumer, headers_of
 from connector.flow.codec import source_of
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping
 
-    from confluent_kafka import Message
+    from confluent_kafka import Consumer, Message
 
     from connector.flow.offsets import TopicPartitionKey
 
@@ -55,7 +55,7 @@ class Ledger:
         if self._lookback_s <= 0 or not committed:
             return {}
         found: dict[TopicPartitionKey, set[int]] = {}
-        consumer = Consumer(self._config)
+        consumer = build_consumer(self._config)
         try:
             for message in self._read(consumer):
                 source = source_of(dict(headers_of(message)))

@@ -1,4 +1,4 @@
-"""Prometheus metrics (pure): the loop's latest :class:`~connector.flow.observe.Snapshot` as metric
+"""[I/O] Prometheus metrics: the loop's latest :class:`~connector.flow.observe.Snapshot` as metric
 families, collected at scrape time (the loop never touches a metrics object on its hot path).
 Names start with ``lsq_sink_``; per-account series carry an ``account`` label."""
 
@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
     from connector.flow.observe import Buckets, Snapshot
 
-__all__ = ["SnapshotCollector", "families"]
+__all__ = ["COUNTERS", "OUTCOMES", "SnapshotCollector", "families"]
 
 
 class SnapshotCollector:
@@ -28,24 +28,30 @@ class SnapshotCollector:
         return iter(families(self._latest()))
 
 
+#: The tally's counters: field → (metric name, help); the outcome counts are one labelled family.
+COUNTERS = {
+    "consumed": ("lsq_sink_records_consumed", "Records consumed"),
+    "api_calls": ("lsq_sink_api_calls", "Calls sent to LeadSquared"),
+    "retried": ("lsq_sink_retries", "Calls retried after a failure"),
+    "ambiguous": (
+        "lsq_sink_ambiguous_retries",
+        "Retries of calls LeadSquared may have received (timeouts, dropped connections)",
+    ),
+    "throttled": ("lsq_sink_throttled", "Throttle answers (429 or rate-limit body)"),
+}
+OUTCOMES = ("accepted", "dead_lettered", "skipped", "recovered")
+
+
 def families(snap: Snapshot) -> list[Metric]:
     """Every metric family of one snapshot."""
+    tally = snap.tally
     out: list[Metric] = [
-        CounterMetricFamily("lsq_sink_records_consumed", "Records consumed", snap.consumed),
-        _labelled(
-            CounterMetricFamily("lsq_sink_records", "Records by outcome", labels=["outcome"]),
-            {(kind,): count for kind, count in snap.outcomes.items()},
-        ),
-        CounterMetricFamily("lsq_sink_api_calls", "Calls sent to LeadSquared", snap.api_calls),
-        CounterMetricFamily("lsq_sink_retries", "Calls retried after a failure", snap.retried),
-        CounterMetricFamily(
-            "lsq_sink_ambiguous_retries",
-            "Retries of calls LeadSquared may have received (timeouts, dropped connections)",
-            snap.ambiguous,
-        ),
-        CounterMetricFamily(
-            "lsq_sink_throttled", "Throttle answers (429 or rate-limit body)", snap.throttled
-        ),
+        CounterMetricFamily(name, text, getattr(tally, key))
+        for key, (name, text) in COUNTERS.items()
+    ]
+    outcomes = CounterMetricFamily("lsq_sink_records", "Records by outcome", labels=["outcome"])
+    out += [
+        _labelled(outcomes, {(kind,): getattr(tally, kind) for kind in OUTCOMES}),
         GaugeMetricFamily(
             "lsq_sink_in_flight_records",
             "Records consumed without a durable outcome yet",

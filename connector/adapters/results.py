@@ -9,17 +9,15 @@ produced again (:func:`connector.flow.codec.fit`): no size stops the connector."
 
 from __future__ import annotations
 
-import io
-import struct
 import time
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-import fastavro
-from confluent_kafka import KafkaError, KafkaException, Producer
+from confluent_kafka import KafkaError, KafkaException
 
+from connector.adapters.kafka import build_producer
 from connector.errors import OutputError
-from connector.flow.codec import RESULT_SCHEMA, OutcomeRecord, dead_letter, fit, result
+from connector.flow.codec import OutcomeRecord, dead_letter, fit, result
 from connector.logs import get_logger
 
 if TYPE_CHECKING:
@@ -29,27 +27,12 @@ if TYPE_CHECKING:
 
     from connector.records import Accepted, DeadLetter, SourceRecord
 
-__all__ = ["OutcomeWriter", "ResultEncoder"]
+__all__ = ["OutcomeWriter"]
 
 _log = get_logger(__name__)
 
 _IDLE_POLL_S = 0.1
 _PRODUCER_MAX_MESSAGE = 1_000_000  # librdkafka's default message.max.bytes
-
-
-class ResultEncoder:
-    """Avro-encodes results records: Confluent wire format when the schema has a registry id,
-    a plain Avro body otherwise (registry-less mode)."""
-
-    def __init__(self, schema_id: int | None) -> None:
-        self._schema = fastavro.parse_schema(RESULT_SCHEMA)
-        self._prefix = b"" if schema_id is None else b"\x00" + struct.pack(">I", schema_id)
-
-    def __call__(self, result: Mapping[str, Any]) -> bytes:
-        out = io.BytesIO(self._prefix)
-        out.seek(len(self._prefix))
-        fastavro.schemaless_writer(out, self._schema, dict(result))
-        return out.getvalue()
 
 
 class OutcomeWriter:
@@ -63,7 +46,7 @@ class OutcomeWriter:
         encode: Callable[[Mapping[str, Any]], bytes],
         stall_warning_s: float = 15.0,
     ) -> None:
-        self._producer = Producer({**producer_config, "error_cb": self._client_error})
+        self._producer = build_producer({**producer_config, "error_cb": self._client_error})
         self._limit = int(producer_config.get("message.max.bytes", _PRODUCER_MAX_MESSAGE))
         self._results, self._dlq, self._encode = results_topic, dead_letter_topic, encode
         self._failure: OutputError | None = None

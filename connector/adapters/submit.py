@@ -1,4 +1,4 @@
-"""Send rendered calls to LeadSquared and bring back their answers (SPEC §3), on a few worker
+"""[I/O] Send requests to LeadSquared and bring back their answers (SPEC §3), on a few worker
 threads per account so the pipeline's loop never blocks on HTTP. The only module that unwraps
 credentials: keys go into the query string (async host, as documented) or headers (sync host) and
 never into answers, errors or logs."""
@@ -18,26 +18,10 @@ from connector.records import Answer
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
-    from connector.records import Mode, Operation, Payload
+    from connector.lsq.catalog import Host, Request
     from connector.settings.model import AccountSettings
 
-__all__ = ["ENDPOINTS", "Submitter", "endpoint", "pooled_transport"]
-
-#: The path of each operation on the async host and on the regular (sync) API host.
-ENDPOINTS: dict[tuple[Operation, Mode], str] = {
-    ("capture", "async"): "/lead/capture",
-    ("update", "async"): "/lead/update",
-    ("lead_and_activity", "async"): "/activity/createcustom",
-    ("capture", "sync"): "/v2/LeadManagement.svc/Lead.Capture",
-    ("update", "sync"): "/v2/LeadManagement.svc/Lead.Update",
-    ("lead_and_activity", "sync"): "/v2/ProspectActivity.svc/CreateCustom",
-    ("create", "sync"): "/v2/LeadManagement.svc/Lead.Create",
-}
-
-
-def endpoint(operation: Operation, mode: Mode) -> str:
-    """The API path for ``operation`` in ``mode``."""
-    return ENDPOINTS[(operation, mode)]
+__all__ = ["Submitter", "pooled_transport"]
 
 
 def pooled_transport(settings: AccountSettings) -> httpx.BaseTransport:
@@ -64,31 +48,39 @@ class _Account:
         self._timeout = httpx.Timeout(
             settings.request_timeout_seconds, connect=settings.connect_timeout_seconds
         ).as_dict()
-        json_type = ("content-type", "application/json")
         self._targets: dict[
-            Mode, tuple[str, tuple[tuple[str, str], ...], list[tuple[str, str]]]
+            Host, tuple[str, tuple[tuple[str, str], ...], list[tuple[str, str]]]
         ] = {
             "async": (
                 str(settings.async_host).rstrip("/"),
                 (("accessKey", access), ("secretKey", secret)),
-                [("x-api-key", api_key), json_type],
+                [("x-api-key", api_key)],
             ),
-            "sync": (
+            "api": (
                 str(settings.api_host).rstrip("/"),
                 (),
-                [("x-LSQ-AccessKey", access), ("x-LSQ-SecretKey", secret), json_type],
+                [("x-LSQ-AccessKey", access), ("x-LSQ-SecretKey", secret)],
             ),
         }
 
-    def call(self, mode: Mode, payload: Payload) -> Answer:
-        host, keys, headers = self._targets[mode]
-        url = httpx.URL(host + endpoint(payload.operation, mode), params=keys + payload.params)
-        body = json.dumps(payload.body, separators=(",", ":"), ensure_ascii=False).encode()
-        request = httpx.Request(
-            "POST", url, headers=headers, content=body, extensions={"timeout": self._timeout}
+    def call(self, request: Request) -> Answer:
+        target = request.endpoint
+        host, keys, headers = self._targets[target.host]
+        url = httpx.URL(host + target.path, params=keys + request.params)
+        headers = [*headers, *request.headers]
+        body = None
+        if request.body is not None:
+            body = json.dumps(request.body, separators=(",", ":"), ensure_ascii=False).encode()
+            headers.append(("content-type", "application/json"))
+        http = httpx.Request(
+            target.method,
+            url,
+            headers=headers,
+            content=body,
+            extensions={"timeout": self._timeout},
         )
         try:
-            response = self._transport.handle_request(request)
+            response = self._transport.handle_request(http)
             try:
                 content = response.read()
             finally:
@@ -162,13 +154,11 @@ class Submitter:
             name: _Workers(name, settings.max_concurrency) for name, settings in accounts.items()
         }
         self._answers: queue.SimpleQueue[tuple[int, Answer]] = queue.SimpleQueue()
-        self.in_flight = 0
 
-    def submit(self, ticket: int, account: str, mode: Mode, payload: Payload) -> None:
+    def submit(self, ticket: int, account: str, request: Request) -> None:
         """Start the call; its answer arrives through :meth:`collect` tagged with ``ticket``."""
-        self.in_flight += 1
         client = self._accounts[account]
-        self._workers[account].submit(lambda: self._run(ticket, client, mode, payload))
+        self._workers[account].submit(lambda: self._run(ticket, client, request))
 
     def collect(self, timeout: float) -> list[tuple[int, Answer]]:
         """Answers that arrived, waiting up to ``timeout`` seconds for the first one."""
@@ -181,7 +171,6 @@ class Submitter:
                 out.append(self._answers.get_nowait())
         except queue.Empty:
             pass
-        self.in_flight -= len(out)
         return out
 
     def close(self) -> None:
@@ -191,9 +180,9 @@ class Submitter:
         for account in self._accounts.values():
             account.close()
 
-    def _run(self, ticket: int, account: _Account, mode: Mode, payload: Payload) -> None:
+    def _run(self, ticket: int, account: _Account, request: Request) -> None:
         try:
-            answer = account.call(mode, payload)
+            answer = account.call(request)
         except Exception as exc:  # noqa: BLE001 - a bug must not lose the answer: report it
             answer = Answer(None, error=f"internal error: {account.describe(exc)}")
         self._answers.put((ticket, answer))

@@ -7,37 +7,37 @@ import contextlib
 import json
 import logging
 import signal
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
-from confluent_kafka import KafkaException
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient, SchemaRegistryError
 
 from connector.adapters.consume import Source
 from connector.adapters.health import HealthServer
 from connector.adapters.ledger import Ledger
-from connector.adapters.results import OutcomeWriter, ResultEncoder
+from connector.adapters.results import OutcomeWriter
 from connector.adapters.schemas import RegistrySchemas, load_avsc, registry_client
 from connector.adapters.submit import Submitter
 from connector.errors import ConfigError, FatalError
-from connector.flow.codec import RESULT_SCHEMA
+from connector.flow.accounts import MAIN, Account
+from connector.flow.codec import RESULT_SCHEMA, ResultEncoder
 from connector.flow.gates import RateGate
-from connector.flow.ports import Account, Route, Tally
 from connector.logs import Redactor, configure, get_logger
 from connector.pipeline import Pipeline
 from connector.settings.secrets import secret_values
 from connector.transform.decode import Decoder
 from connector.transform.mapping import compile_mapping
+from connector.transform.route import Route
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from connector.flow.observe import Tally
     from connector.settings.model import RouteSettings, Settings
     from connector.transform.decode import WriterSchemas
 
 __all__ = ["build_routes", "run"]
 
 _log = get_logger(__name__)
-T = TypeVar("T")
 
 
 def _route(route: RouteSettings, schemas: WriterSchemas | None) -> Route:
@@ -103,15 +103,12 @@ def run(settings: Settings) -> Tally:
             stack.callback(client.close)
         calls = stack.enter_context(contextlib.closing(Submitter(settings.accounts)))
         encoder = ResultEncoder(_result_schema_id(client, settings.output.results_topic))
-        output = _kafka_client(
-            "producer",
-            lambda: OutcomeWriter(
-                settings.kafka.producer_config() | kafka_log,
-                settings.output.results_topic,
-                settings.output.dead_letter_topic,
-                encoder,
-                settings.flow.stall_warning_seconds,
-            ),
+        output = OutcomeWriter(
+            settings.kafka.producer_config() | kafka_log,
+            settings.output.results_topic,
+            settings.output.dead_letter_topic,
+            encoder,
+            settings.flow.stall_warning_seconds,
         )
         consumer_config = settings.kafka.consumer_config() | kafka_log
         ledger = Ledger(
@@ -132,14 +129,11 @@ def run(settings: Settings) -> Tally:
         )
         # outcomes not acknowledged yet get what is left of the grace (5 s after a failure)
         stack.callback(lambda: output.close(pipeline.time_left(5.0)))
-        source = _kafka_client(
-            "consumer",
-            lambda: Source(
-                consumer_config,
-                settings.subscription(),
-                pipeline,
-                lambda error: _log.warning("kafka.error", error=error),
-            ),
+        source = Source(
+            consumer_config,
+            settings.subscription(),
+            pipeline,
+            lambda error: _log.warning("kafka.error", error=error),
         )
         pipeline.attach(source)
         if settings.health.enabled:
@@ -149,15 +143,6 @@ def run(settings: Settings) -> Tally:
         _log.info("connector.started", routes=[route.name for route in settings.routes])
         pipeline.run()
         return pipeline.tally
-
-
-def _kafka_client(section: str, make: Callable[[], T]) -> T:
-    """Build a Kafka client; settings librdkafka refuses are a configuration error."""
-    try:
-        return make()
-    except KafkaException as exc:
-        error = exc.args[0].str() if exc.args else str(exc)
-        raise ConfigError(f"kafka.{section}: librdkafka refused the settings: {error}") from None
 
 
 def _health(settings: Settings, pipeline: Pipeline) -> HealthServer:
@@ -178,9 +163,10 @@ def _account(name: str, settings: Settings) -> Account:
     limit = account.rate_limit
     return Account(
         name=name,
-        gate=RateGate(0, limit.window_seconds, limit.margin_seconds),
+        gates={MAIN: RateGate(0, limit.window_seconds, limit.margin_seconds)},
         concurrency=account.max_concurrency,
         cooldown=settings.retry.throttle_cooldown_seconds or limit.window_seconds,
+        retry=settings.retry,
         budget=(limit.calls, limit.window_seconds),
         shared=limit.share_by_partitions,
     )

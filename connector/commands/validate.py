@@ -8,20 +8,23 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any, TextIO
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 
+from connector.adapters.kafka import build_consumer
 from connector.adapters.schemas import RegistrySchemas, registry_client
-from connector.adapters.submit import endpoint
 from connector.commands.run import build_routes
+from connector.lsq.catalog import endpoint
 from connector.records import DeadLetter, Skip, SourceRecord
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
     from pathlib import Path
 
-    from connector.flow.ports import Route
+    from confluent_kafka import Consumer
+
     from connector.records import Payload
     from connector.settings.model import Settings
+    from connector.transform.route import Route
 
 __all__ = ["validate"]
 
@@ -93,7 +96,7 @@ def _file_samples(path: Path, emit: Callable[[dict[str, Any]], None]) -> Iterato
 
 
 def _topic_samples(settings: Settings, count: int) -> Iterator[SourceRecord]:
-    consumer = Consumer(
+    consumer = build_consumer(
         settings.kafka.consumer_config()
         | {"group.id": f"{settings.kafka.group_id}-validate", "enable.partition.eof": True}
     )
@@ -147,7 +150,7 @@ def _render(
     host = account.async_host if route.mode == "async" else account.api_host
     return line | {
         "operation": prepared.operation,
-        "url": f"{str(host).rstrip('/')}{endpoint(prepared.operation, route.mode)}",
+        "url": f"{str(host).rstrip('/')}{endpoint(prepared.operation, route.mode).path}",
         "params": dict(prepared.params),
         "body": prepared.body,
     }

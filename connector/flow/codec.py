@@ -1,6 +1,7 @@
 """[pure] What outcome records look like in Kafka (SPEC §5), for the writer and the read-back alike:
-the results schema and value, the header names, the dead-letter headers, and how a record too large
-for the producer or the broker is cut down until it fits (invariant 7: no size stops the connector).
+the results schema, value and Avro encoding, the header names, the dead-letter headers, and how a
+record too large for the producer or the broker is cut down until it fits (invariant 7: no size
+stops the connector).
 
 What is cut, in this order, each noted in a header holding the size it had: the dead letter's value
 (``lsq.value.omitted``; the value stays at its source offset), then the larger of the key
@@ -11,8 +12,12 @@ a few hundred bytes) fits any producer limit but the smallest librdkafka allows 
 
 from __future__ import annotations
 
+import io
+import struct
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
+
+import fastavro
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -26,6 +31,7 @@ __all__ = [
     "RESULT_SOURCE",
     "Headers",
     "OutcomeRecord",
+    "ResultEncoder",
     "dead_letter",
     "fit",
     "result",
@@ -114,6 +120,21 @@ def result(record: SourceRecord, accepted: Accepted) -> tuple[dict[str, Any], He
         "http_status": accepted.http_status,
     }
     return value, _named(RESULT_SOURCE, _position(record))
+
+
+class ResultEncoder:
+    """Avro-encodes results records: Confluent wire format when the schema has a registry id,
+    a plain Avro body otherwise (registry-less mode)."""
+
+    def __init__(self, schema_id: int | None) -> None:
+        self._schema = fastavro.parse_schema(RESULT_SCHEMA)
+        self._prefix = b"" if schema_id is None else b"\x00" + struct.pack(">I", schema_id)
+
+    def __call__(self, value: Mapping[str, Any]) -> bytes:
+        out = io.BytesIO(self._prefix)
+        out.seek(len(self._prefix))
+        fastavro.schemaless_writer(out, self._schema, dict(value))
+        return out.getvalue()
 
 
 def dead_letter(record: SourceRecord, why: DeadLetter) -> OutcomeRecord:

@@ -15,14 +15,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from connector.flow.accounts import MAIN
 from connector.flow.gates import Share
 from connector.logs import get_logger
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Collection, Iterable, Mapping
 
+    from connector.flow.accounts import Account
     from connector.flow.offsets import TopicPartitionKey
-    from connector.flow.ports import Account, Route
+    from connector.transform.route import Route
 
 __all__ = ["reshare", "share"]
 
@@ -67,13 +69,14 @@ def reshare(
         calls, window = account.budget
         whole = Share(calls if mine else 0)  # the only replica (share_by_partitions: false)
         budget = share(calls, mine, len(order)) if account.shared else whole
-        account.gate.resize(budget, now, wall - now)
+        gate = account.gates[MAIN]
+        gate.resize(budget, now, wall - now)
         _log.info(
             "account.budget",
             account=account.name,
             calls=budget.calls,
             turns=sum(len(held) for _, held in budget.turns.values()),
-            per_window=round(budget.per_window(window, account.gate.turn), 2),
+            per_window=round(budget.per_window(window, gate.turn), 2),
             window_s=window,
             partitions=len(mine),
             of_partitions=len(order),

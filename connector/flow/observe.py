@@ -1,22 +1,54 @@
-"""What the loop reports (pure): the periodic progress line (rates, work in flight, the backlog
-and the time it will take), latency buckets, and the :class:`Snapshot` the health port serves (the
-loop publishes one about once a second; the server thread only ever reads the latest)."""
+"""[pure] What the loop reports: the :class:`Tally` of what happened, the periodic progress line
+(rates, work in flight, the backlog and the time it will take), latency buckets, and the
+:class:`Snapshot` the health port serves (the loop publishes one about once a second; the server
+thread only ever reads the latest)."""
 
 from __future__ import annotations
 
 import bisect
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from connector.flow.accounts import MAIN
+
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping
+    from collections.abc import Iterable, Mapping, Sequence
 
-    from connector.flow.ports import Account, Tally
+    from connector.flow.accounts import Account
+    from connector.flow.outcomes import Outcomes
 
-__all__ = ["AccountView", "Buckets", "Progress", "Snapshot", "progress_fields"]
+__all__ = ["AccountView", "Buckets", "Progress", "Snapshot", "Tally", "progress_fields"]
 
 #: Upper bounds (seconds) of the latency buckets: produce → result, and commits.
 LATENCY_BOUNDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
+
+
+@dataclass(slots=True)
+class Tally:
+    """What happened so far (SPEC §10's summary line)."""
+
+    consumed: int = 0
+    accepted: int = 0
+    dead_lettered: int = 0
+    skipped: int = 0
+    recovered: int = 0  # outcome written before a restart: not called again
+    api_calls: int = 0
+    throttled: int = 0
+    retried: int = 0
+    ambiguous: int = 0  # calls retried although LeadSquared may have received them
+
+    def copy(self) -> Tally:
+        return replace(self)
+
+    @property
+    def done(self) -> int:
+        """Records with an outcome."""
+        return self.accepted + self.dead_lettered + self.skipped + self.recovered
+
+    @property
+    def lost(self) -> int:
+        """Consumed records with no outcome: non-zero only while work is in flight."""
+        return self.consumed - self.done
 
 
 @dataclass(slots=True)
@@ -52,12 +84,7 @@ class AccountView:
 class Snapshot:
     """The loop's state for /metrics and /readyz; immutable, replaced as a whole."""
 
-    consumed: int = 0
-    outcomes: dict[str, int] = field(default_factory=dict)
-    api_calls: int = 0
-    retried: int = 0
-    ambiguous: int = 0
-    throttled: int = 0
+    tally: Tally = field(default_factory=Tally)
     in_flight_records: int = 0
     in_flight_bytes: int = 0
     lag: int = 0
@@ -89,7 +116,7 @@ def progress_fields(
 ) -> dict[str, Any]:
     """The fields of a progress line; moves ``last`` on to ``now``."""
     elapsed = max(now - last.at, 1e-9)
-    done = tally.accepted + tally.dead_lettered + tally.skipped + tally.recovered
+    done = tally.done
     rate = (done - last.done) / elapsed
     backlog = lag + in_flight
     fields = {
@@ -110,49 +137,34 @@ def progress_fields(
     return fields
 
 
-def account_view(account: Account, now: float, outage_threshold: int) -> AccountView:
+def account_view(account: Account, now: float) -> AccountView:
     """An account's state for the health port."""
-    gate = account.gate
+    gate = account.gates[MAIN]
     calls, window = gate.share.per_window(gate.window, gate.turn), gate.window
-    available = not account.probing(outage_threshold)
-    return AccountView(
-        account.name,
-        calls,
-        window,
-        account.gate.free(now),
-        account.in_flight,
-        available,
-        dict(account.answers),
-    )
+    available = not account.probing
+    free, answers = gate.free(now), dict(account.answers)
+    return AccountView(account.name, calls, window, free, account.in_flight, available, answers)
 
 
 def take_snapshot(
-    tally: Tally,
+    outcomes: Outcomes,
+    accounts: Sequence[AccountView],
     *,
-    accounts: tuple[AccountView, ...],
-    in_flight: tuple[int, int],
     lag: int,
     paused: bool,
-    latency: tuple[Buckets, Buckets],
     not_ready: tuple[str, ...],
 ) -> Snapshot:
-    """The loop's state for the health port: counts, work in flight (records, bytes), the lag,
-    the accounts, copies of the latency buckets (results, commits), why it is not ready."""
-    kinds = ("accepted", "dead_lettered", "skipped", "recovered")
+    """The loop's state for the health port: copies of the counts and latency buckets (results,
+    commits), work in flight (records, bytes), the lag, the accounts, why it is not ready."""
     return Snapshot(
-        consumed=tally.consumed,
-        outcomes={kind: getattr(tally, kind) for kind in kinds},
-        api_calls=tally.api_calls,
-        retried=tally.retried,
-        ambiguous=tally.ambiguous,
-        throttled=tally.throttled,
-        in_flight_records=in_flight[0],
-        in_flight_bytes=in_flight[1],
+        tally=outcomes.tally.copy(),
+        in_flight_records=outcomes.pending(),
+        in_flight_bytes=outcomes.bytes_held(),
         lag=lag,
         paused=paused,
-        accounts=accounts,
-        result_latency=latency[0].copy(),
-        commit_latency=latency[1].copy(),
+        accounts=tuple(accounts),
+        result_latency=outcomes.result_latency.copy(),
+        commit_latency=outcomes.commit_latency.copy(),
         not_ready=not_ready,
     )
 

@@ -8,9 +8,8 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import TYPE_CHECKING, Any
 
-from connector.flow.observe import Buckets
+from connector.flow.observe import Buckets, Tally
 from connector.flow.offsets import OffsetTracker
-from connector.flow.ports import Tally
 from connector.logs import get_logger
 from connector.records import Accepted
 
@@ -19,11 +18,12 @@ if TYPE_CHECKING:
 
     from connector.flow.lanes import Job
     from connector.flow.offsets import TopicPartitionKey
-    from connector.flow.ports import Output, Route
+    from connector.flow.ports import Input, Output
     from connector.lsq.answers import Verdict
     from connector.records import Answer, DeadLetter, SourceRecord
+    from connector.transform.route import Route
 
-__all__ = ["Outcomes"]
+__all__ = ["Outcomes", "names"]
 
 _log = get_logger(__name__)
 
@@ -34,6 +34,7 @@ class Outcomes:
     def __init__(self, output: Output, wall: Callable[[], float]) -> None:
         self._output, self._wall = output, wall
         self.result_latency = Buckets()  # source record's timestamp → its result acknowledged
+        self.commit_latency = Buckets()
         self.offsets = OffsetTracker()
         self.tally = Tally()
         self._bytes: defaultdict[TopicPartitionKey, int] = defaultdict(int)
@@ -57,6 +58,9 @@ class Outcomes:
     def found(self, done: dict[TopicPartitionKey, set[int]]) -> None:
         """Offsets of newly assigned partitions that already have an outcome."""
         self._recovered.update(done)
+        if done:
+            counts = {f"{t}[{p}]": len(offsets) for (t, p), offsets in done.items()}
+            _log.info("partitions.outcomes_found", records=counts)
 
     def accepted(self, job: Job, route: Route, verdict: Verdict, answer: Answer) -> None:
         """Write the results record of an accepted call."""
@@ -91,6 +95,22 @@ class Outcomes:
         """A record that needs nothing (tombstone, delete by default): done at once."""
         self._durable(record, route, "skipped", {"reason": reason})()
 
+    def commit(
+        self, source: Input, only: set[TopicPartitionKey] | None, clock: Callable[[], float]
+    ) -> None:
+        """Commit the contiguous done prefix of each partition (of ``only``, when given)."""
+        committable = self.offsets.committable().items()
+        positions = {tp: offset for tp, offset in committable if only is None or tp in only}
+        if not positions:
+            return
+        started = clock()
+        error = source.commit(positions)
+        self.commit_latency.observe(clock() - started)
+        if error is not None:
+            _log.warning("commit.failed", error=error, partitions=names(list(positions)))
+            return
+        self.offsets.committed(positions)
+
     def pending(self) -> int:
         """Records consumed without a durable outcome yet."""
         return self.offsets.pending()
@@ -98,6 +118,14 @@ class Outcomes:
     def bytes_held(self) -> int:
         """Bytes of those records."""
         return sum(self._bytes.values())
+
+    def pressure(self, max_records: int, max_bytes: int) -> bool | None:
+        """``True`` when the records or bytes held reach their bound (pause the input),
+        ``False`` when both are at most 80% of it (resume), ``None`` in between."""
+        pending, size = self.pending(), self.bytes_held()
+        if pending >= max_records or size >= max_bytes:
+            return True
+        return False if pending <= 0.8 * max_records and size <= 0.8 * max_bytes else None
 
     def forget(self, tps: list[TopicPartitionKey]) -> None:
         """Partitions no longer owned: drop their state (their outcomes change nothing now)."""
@@ -123,3 +151,8 @@ class Outcomes:
             _log.info(f"record.{outcome}", **where, **fields)
 
         return done
+
+
+def names(tps: list[TopicPartitionKey]) -> list[str]:
+    """Partitions as log lines name them: ``topic[partition]``."""
+    return [f"{topic}[{partition}]" for topic, partition in sorted(tps)]

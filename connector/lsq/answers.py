@@ -1,4 +1,5 @@
-"""What each LeadSquared answer means for its record (SPEC §6), and the backoff between retries.
+"""[pure] What each LeadSquared answer means (SPEC §6): for the account and for each record of the
+call (a :class:`Settlement`), and the backoff between retries.
 
 Pure functions over :class:`~connector.records.Answer`. The body is read before the status:
 LeadSquared reports rate limits and application (``MX…``) errors inside HTTP 200 bodies too.
@@ -17,7 +18,7 @@ if TYPE_CHECKING:
 
     from connector.records import Answer, Mode, Operation
 
-__all__ = ["Verdict", "VerdictKind", "backoff", "classify"]
+__all__ = ["Settlement", "Verdict", "VerdictKind", "backoff", "classify", "single"]
 
 #: accepted → results topic; throttled → account cool-down, retry; retry → backoff, retry up to
 #: the limit; permanent → dead-letter; auth → the account's keys are rejected: hold, never DLQ.
@@ -39,6 +40,26 @@ class Verdict:
     exception_type: str | None = None
     request_id: str | None = None
     lead_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Settlement:
+    """One answer, interpreted: what it says about the account (throttled, keys rejected, down,
+    fine) and the verdict for each member of the call, in order."""
+
+    call: Verdict
+    members: tuple[Verdict, ...]
+
+
+def single(operation: Operation, mode: Mode) -> Callable[[Answer], Settlement]:
+    """The interpreter of a one-record call of ``operation`` in ``mode``: its verdict is the
+    record's."""
+
+    def interpret(answer: Answer) -> Settlement:
+        verdict = classify(answer, operation, mode)
+        return Settlement(verdict, (verdict,))
+
+    return interpret
 
 
 def classify(answer: Answer, operation: Operation, mode: Mode) -> Verdict:

@@ -2,8 +2,8 @@
 registry, a bare Avro body) read with the record's writer schema, logical types normalised.
 
 A writer schema is prepared once (:func:`writer_schema`): fastavro parses it and
-:mod:`connector.transform.logical` compiles the converter for its logical types. The hot path is the
-5-byte header, one fastavro read and that converter. Every failure is a
+:mod:`connector.transform.converter` compiles the converter for its logical types. The hot path is
+the 5-byte header, one fastavro read and that converter. Every failure is a
 :class:`~connector.errors.DecodeError` saying what is wrong.
 """
 
@@ -18,7 +18,8 @@ import fastavro
 from fastavro import _read_py
 
 from connector.errors import DecodeError
-from connector.transform.logical import Convert, Unconvertible, compile_converter, identity
+from connector.transform.converter import compile_converter
+from connector.transform.logical import Convert, Unconvertible, identity
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from connector.adapters.health import HealthServer
-from connector.flow.observe import Snapshot
+from connector.flow.observe import Snapshot, Tally
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -64,11 +64,11 @@ def test_readyz_lists_the_reasons_until_there_are_none(served: tuple[Loop, str])
 def test_metrics_serve_the_latest_snapshot(served: tuple[Loop, str]) -> None:
     """The Prometheus text format, with the values of the snapshot published last."""
     loop, url = served
-    loop.snapshot = Snapshot(consumed=7, not_ready=())
+    loop.snapshot = Snapshot(Tally(consumed=7), not_ready=())
     first = httpx.get(f"{url}/metrics")
     assert first.headers["content-type"].startswith("text/plain; version=")
     assert "lsq_sink_records_consumed_total 7.0\n" in first.text
-    loop.snapshot = Snapshot(consumed=9)
+    loop.snapshot = Snapshot(Tally(consumed=9))
     assert "lsq_sink_records_consumed_total 9.0\n" in httpx.get(f"{url}/metrics").text
 
 

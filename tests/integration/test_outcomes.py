@@ -14,9 +14,9 @@ import pytest
 from confluent_kafka import KafkaError, Producer
 
 from connector.adapters.ledger import Ledger
-from connector.adapters.results import OutcomeWriter, ResultEncoder
+from connector.adapters.results import OutcomeWriter
 from connector.errors import OutputError
-from connector.flow.codec import RESULT_SCHEMA, dead_letter
+from connector.flow.codec import RESULT_SCHEMA, ResultEncoder, dead_letter
 from connector.records import Accepted, DeadLetter, SourceRecord
 from connector.testing.kafka import create_topics, read_all, unique_name
 from connector.testing.mockcluster import ApiKey, MockCluster

@@ -7,18 +7,21 @@ import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from connector.flow.accounts import MAIN, Account
 from connector.flow.gates import RateGate
-from connector.flow.ports import Account, Route
 from connector.pipeline import Pipeline
 from connector.records import Answer, SourceRecord
 from connector.settings.model import FlowSettings, RetrySettings
 from connector.transform.mapping import MappingSpec, compile_mapping
+from connector.transform.route import Route
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
     from connector.flow.offsets import TopicPartitionKey
-    from connector.records import Accepted, DeadLetter, Mode, Payload
+    from connector.flow.planner import Planner
+    from connector.lsq.catalog import Request
+    from connector.records import Accepted, DeadLetter
 
 ACCEPTED = Answer(200, b'{"Status":"Request accepted.","RequestID":"req-1"}')
 THROTTLED = Answer(429, b'{"message":"Too Many Requests"}')
@@ -168,8 +171,7 @@ class FakeOutput:
 class Sent:
     ticket: int
     account: str
-    mode: Mode
-    payload: Payload
+    request: Request
     at: float
 
 
@@ -184,9 +186,9 @@ class FakeCalls:
     waits: list[float] = field(default_factory=list)  # collect() timeouts, in order
     in_flight: int = 0
 
-    def submit(self, ticket: int, account: str, mode: Mode, payload: Payload) -> None:
+    def submit(self, ticket: int, account: str, request: Request) -> None:
         self.in_flight += 1
-        self.sent.append(Sent(ticket, account, mode, payload, self.clock()))
+        self.sent.append(Sent(ticket, account, request, self.clock()))
 
     def collect(self, timeout: float) -> list[tuple[int, Answer]]:
         self.waits.append(timeout)
@@ -204,11 +206,12 @@ class FakeCalls:
     @property
     def emails(self) -> list[str]:
         """The EmailAddress of every call, in the order sent."""
-        return [_email(s.payload) for s in self.sent]
+        return [_email(s.request) for s in self.sent]
 
 
-def _email(payload: Payload) -> str:
-    body = payload.body
+def _email(request: Request) -> str:
+    body = request.body
+    assert body is not None
     attributes = body if isinstance(body, list) else body["LeadDetails"]
     return str(next(a["Value"] for a in attributes if a["Attribute"] == "EmailAddress"))
 
@@ -292,13 +295,15 @@ def harness(
     flow: FlowSettings | None = None,
     auto_ack: bool = True,
     recovered: dict[TopicPartitionKey, set[int]] | None = None,
+    planner: Planner | None = None,
 ) -> Harness:
-    clock = Clock()
+    clock, retry = Clock(), retry or RetrySettings()
     account = Account(
         "main",
-        RateGate(calls, window, margin=0.0),
+        {MAIN: RateGate(calls, window, margin=0.0)},
         concurrency,
         cooldown=window,
+        retry=retry,
         budget=(calls, window),
     )
     the_route = route()
@@ -309,8 +314,9 @@ def harness(
         output=output,
         calls=fake_calls,
         recovery=FakeRecovery(recovered or {}),
-        retry=retry or RetrySettings(),
+        retry=retry,
         flow=flow or FlowSettings(commit_interval_seconds=0.001),
+        planner=planner,
         clock=clock,
         wall=lambda: 1_700_000_000.0,
         draw=lambda: 0.5,
@@ -334,9 +340,8 @@ def route_harness(
     """Like :func:`harness`, with ``the_route`` for every topic (e.g. a route that decodes real
     Avro) and, by default, a budget so large that the rate limit never holds a call back."""
     clock = Clock()
-    account = Account(
-        the_route.account, RateGate(calls, window, margin=0.0), concurrency, cooldown=window
-    )
+    gates = {MAIN: RateGate(calls, window, margin=0.0)}
+    account = Account(the_route.account, gates, concurrency, window, RetrySettings())
     output, fake_calls, fake_input = FakeOutput(), FakeCalls(clock), FakeInput()
     pipeline = Pipeline(
         routes=lambda _topic: the_route,

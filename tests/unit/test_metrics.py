@@ -7,9 +7,10 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from connector.adapters.metrics import SnapshotCollector
+from connector.flow.accounts import MAIN, Account
 from connector.flow.gates import RateGate
-from connector.flow.observe import AccountView, Buckets, Snapshot, not_ready
-from connector.flow.ports import Account
+from connector.flow.observe import AccountView, Buckets, Snapshot, Tally, not_ready
+from connector.settings.model import RetrySettings
 
 
 def _scrape(snap: Snapshot) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
@@ -26,13 +27,9 @@ def _scrape(snap: Snapshot) -> dict[tuple[str, frozenset[tuple[str, str]]], floa
 
 def test_snapshot_counts_become_counters_and_gauges() -> None:
     """Records by outcome, calls, retries, throttles, work in flight, lag and readiness."""
+    tally = Tally(12, 9, 2, 1, 0, api_calls=14, throttled=2, retried=3, ambiguous=1)
     snap = Snapshot(
-        consumed=12,
-        outcomes={"accepted": 9, "dead_lettered": 2, "skipped": 1, "recovered": 0},
-        api_calls=14,
-        retried=3,
-        ambiguous=1,
-        throttled=2,
+        tally=tally,
         in_flight_records=5,
         in_flight_bytes=2048,
         lag=40,
@@ -89,8 +86,11 @@ def test_latency_buckets_become_cumulative_histograms() -> None:
 def test_not_ready_names_every_reason() -> None:
     """Stopping, not in the group, outcomes not acknowledged, rejected keys: each is a reason;
     none of them means ready."""
-    rejected = Account("main", RateGate(25, 5.0), 4, 5.0, rejected="HTTP 403: Forbidden")
-    fine = Account("other", RateGate(25, 5.0), 4, 5.0)
+    retry = RetrySettings()
+    rejected = Account(
+        "main", {MAIN: RateGate(25, 5.0)}, 4, 5.0, retry, rejected="HTTP 403: Forbidden"
+    )
+    fine = Account("other", {MAIN: RateGate(25, 5.0)}, 4, 5.0, retry)
     reasons = not_ready(
         stopping=True, joined=False, results_delayed=True, accounts=[rejected, fine]
     )

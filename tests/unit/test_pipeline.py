@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from connector.flow.accounts import MAIN
 from connector.records import Accepted, Answer, DeadLetter
 from connector.settings.model import FlowSettings, RetrySettings
 from tests.unit.pipeline_fakes import (
@@ -101,7 +102,7 @@ def test_throttle_answer_cools_the_account_down_and_retries_never_dead_letters()
     h.calls.answer(THROTTLED, lambda s: s.ticket == 0)
     h.calls.answer(ACCEPTED, lambda s: s.ticket == 1)
     h.turn()
-    assert h.account.gate.wait(h.clock()) == pytest.approx(5.0, abs=0.01)
+    assert h.account.gates[MAIN].wait(h.clock()) == pytest.approx(5.0, abs=0.01)
     h.clock.advance(4.9)
     h.turn()
     assert len(h.calls.sent) == 2
@@ -156,10 +157,10 @@ def test_a_record_failing_while_others_succeed_is_dead_lettered_after_max_attemp
     h.feed(record(0, "bad", "bad@x.io"))
     for i in range(3):
         h.turn()
-        h.calls.answer(UNAVAILABLE, lambda s: s.payload.body[0]["Value"] == "bad@x.io")  # type: ignore[index]
+        h.calls.answer(UNAVAILABLE, lambda s: s.request.body[0]["Value"] == "bad@x.io")  # type: ignore[index]
         h.feed(record(i + 1, f"ok{i}", f"ok{i}@x.io"))
         h.turn()
-        h.calls.answer(ACCEPTED, lambda s: s.payload.body[0]["Value"] != "bad@x.io")  # type: ignore[index]
+        h.calls.answer(ACCEPTED, lambda s: s.request.body[0]["Value"] != "bad@x.io")  # type: ignore[index]
         h.turn()
         h.clock.advance(10)
     h.turn()
@@ -186,14 +187,14 @@ def test_an_outage_holds_records_probes_and_recovers_without_dead_letters() -> N
         h.clock.advance(4.0)
         h.turn()
     assert h.output.written == []
-    assert h.account.looks_down(3)
+    assert h.account.looks_down  # outage_threshold 3
     h.calls.answer(ACCEPTED)  # LeadSquared is back
     for _ in range(10):
         h.turn()
         h.calls.answer(ACCEPTED)
         h.clock.advance(1.0)
     assert h.output.kinds() == dict.fromkeys(range(6), "result")
-    assert not h.account.looks_down(3)
+    assert not h.account.looks_down
 
 
 def test_records_with_outcomes_from_before_a_restart_are_not_called_again() -> None:

@@ -22,10 +22,10 @@ from hypothesis import strategies as st
 
 from connector.errors import DecodeError
 from connector.flow.codec import dead_letter
-from connector.flow.ports import Route
 from connector.records import DeadLetter, SourceRecord
 from connector.transform.decode import Decoder, writer_schema
 from connector.transform.mapping import MappingSpec, compile_mapping
+from connector.transform.route import Route
 from tests.unit.pipeline_fakes import route_harness, run_until_done
 
 if TYPE_CHECKING:
@@ -553,7 +553,7 @@ def check_stream(cases: list[Case], draw_key: Callable[[int], bytes | None]) -> 
             outcome_lines.setdefault((line["partition"], line["offset"]), []).append(line["event"])
     written = {(w.record.partition, w.record.offset): w for w in h.output.written}
     assert len(written) == len(h.output.written), "a record was written twice"
-    sent = [json.dumps(s.payload.body, sort_keys=True) for s in h.calls.sent]
+    sent = [json.dumps(s.request.body, sort_keys=True) for s in h.calls.sent]
 
     for case, record in zip(cases, records, strict=True):
         where = (record.partition, record.offset)

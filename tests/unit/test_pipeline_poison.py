@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from connector.errors import FatalError, SchemaSourceError
+from connector.flow.accounts import MAIN
 from connector.records import Answer, DeadLetter, SourceRecord
 from connector.settings.model import FlowSettings, RetrySettings
 from tests.unit.pipeline_fakes import (
@@ -26,7 +27,7 @@ from tests.unit.pipeline_fakes import (
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from connector.flow.ports import Route
+    from connector.transform.route import Route
 
 
 def _with_route(h: Harness, the_route: Route) -> None:
@@ -177,7 +178,9 @@ def test_the_late_answer_of_a_dropped_call_changes_nothing() -> None:
     h.input.rebalances.append(("assigned", [("leads", 0)]))
     h.feed(record(0, "a", "a@x.io"))  # assigned again: the record comes again
     h.turn()
-    h.clock.advance(h.account.gate.turn)  # the budget of a partition taken over: a turn later
+    h.clock.advance(
+        h.account.gates[MAIN].turn
+    )  # the budget of a partition taken over: a turn later
     h.turn()
     h.calls.answer(ACCEPTED, lambda s: s.ticket == 0)  # the dropped call's late answer
     h.turn()
@@ -187,7 +190,11 @@ def test_the_late_answer_of_a_dropped_call_changes_nothing() -> None:
     h.calls.answer(ACCEPTED)
     h.turn()
     assert [w.record.offset for w in h.output.written] == [0]
-    assert (h.pipeline.tally.accepted, h.account.in_flight, h.account.gate.in_flight) == (1, 0, 0)
+    assert (h.pipeline.tally.accepted, h.account.in_flight, h.account.gates[MAIN].in_flight) == (
+        1,
+        0,
+        0,
+    )
     assert h.input.committed_positions() == {("leads", 0): 1}
 
 

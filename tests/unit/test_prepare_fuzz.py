@@ -42,8 +42,8 @@ if TYPE_CHECKING:
 
     from confluent_kafka.schema_registry import SchemaRegistryClient
 
-    from connector.flow.ports import Route
     from connector.records import Change
+    from connector.transform.route import Route
     from connector.transform.spec import FieldSource, MappingSpec
 
 STAGES = frozenset(get_args(Stage))

@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING
 import httpx
 import pytest
 
-from connector.adapters.submit import ENDPOINTS, Submitter
+from connector.adapters.submit import Submitter
+from connector.lsq.catalog import ENDPOINTS, Endpoint, Request, endpoint
 from connector.records import Answer, Payload
 from connector.settings.model import AccountSettings
 
@@ -45,11 +46,16 @@ def submitter(handler: Callable[[httpx.Request], httpx.Response]) -> Submitter:
     return Submitter({"main": ACCOUNT}, transport=lambda _settings: httpx.MockTransport(handler))
 
 
+def request_of(mode: Mode, payload: Payload) -> Request:
+    """The request the single-record planner makes of ``payload``."""
+    return Request(endpoint(payload.operation, mode), payload.params, payload.body)
+
+
 def answer_of(calls: Submitter, mode: Mode, payload: Payload) -> Answer:
-    calls.submit(7, "main", mode, payload)
+    calls.submit(7, "main", request_of(mode, payload))
     answers = calls.collect(10.0)
     assert [ticket for ticket, _ in answers] == [7], "one answer, tagged with its ticket"
-    assert calls.in_flight == 0
+    assert calls.collect(0) == [], "no other answer"
     return answers[0][1]
 
 
@@ -110,7 +116,35 @@ def test_every_operation_goes_to_its_documented_path(operation: Operation, mode:
     answer_of(calls, mode, Payload(operation, (), {"Lead": []}))
     calls.close()
     prefix = "/api" if mode == "async" else ""
-    assert paths == [prefix + ENDPOINTS[(operation, mode)]]
+    assert paths == [prefix + ENDPOINTS[(operation, mode)].path]
+
+
+def test_a_get_request_has_no_body_and_carries_its_own_headers() -> None:
+    """A catalog entry for a GET (as the Status API is) goes out as a GET on its host, with its
+    query and headers, no body and no content type."""
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json=[])
+
+    calls = submitter(handler)
+    status = Endpoint("async", "GET", "/lead/status")
+    calls.submit(3, "main", Request(status, (("RequestID", "r-9"),), None, (("x-trace", "1"),)))
+    answers = calls.collect(10.0)
+    calls.close()
+
+    assert [(ticket, a.status) for ticket, a in answers] == [(3, 200)]
+    (request,) = seen
+    assert (request.method, request.url.path) == ("GET", "/api/lead/status")
+    assert request.url.params.multi_items() == [
+        ("accessKey", ACCESS),
+        ("secretKey", SECRET),
+        ("RequestID", "r-9"),
+    ]
+    assert (request.headers["x-api-key"], request.headers["x-trace"]) == (API_KEY, "1")
+    assert request.content == b""
+    assert "content-type" not in request.headers
 
 
 def _raises(error: Exception) -> Callable[[httpx.Request], httpx.Response]:
@@ -186,7 +220,7 @@ def test_no_more_calls_run_at_once_than_max_concurrency() -> None:
 
     calls = submitter(handler)
     for ticket in range(6):
-        calls.submit(ticket, "main", "async", LEAD)
+        calls.submit(ticket, "main", request_of("async", LEAD))
     time.sleep(0.3)
     assert peak[0] == ACCOUNT.max_concurrency
     release.set()
@@ -211,9 +245,9 @@ def test_close_returns_while_a_call_hangs_and_drops_calls_not_started() -> None:
 
     single = AccountSettings.model_validate(ACCOUNT.model_dump() | {"max_concurrency": 1})
     calls = Submitter({"main": single}, transport=lambda _s: httpx.MockTransport(handler))
-    calls.submit(1, "main", "async", LEAD)
+    calls.submit(1, "main", request_of("async", LEAD))
     assert started.wait(5)
-    calls.submit(2, "main", "sync", UPDATE)
+    calls.submit(2, "main", request_of("sync", UPDATE))
     began = time.monotonic()
     calls.close()
     assert time.monotonic() - began < 1.0, "close() waited for a hanging call"
@@ -225,7 +259,7 @@ def test_close_returns_while_a_call_hangs_and_drops_calls_not_started() -> None:
 
 HANGING_PROCESS = """
 import time, httpx
-from connector.records import Payload
+from connector.lsq.catalog import Request, endpoint
 from connector.settings.model import AccountSettings
 from connector.adapters.submit import Submitter
 
@@ -236,7 +270,7 @@ def hang(request):
 
 account = AccountSettings(access_key="a", secret_key="s")
 calls = Submitter({"main": account}, transport=lambda _s: httpx.MockTransport(hang))
-calls.submit(1, "main", "async", Payload("capture", (), []))
+calls.submit(1, "main", Request(endpoint("capture", "async"), (), []))
 time.sleep(0.5)
 calls.close()
 """

@@ -1,0 +1,197 @@
+"""[pure] From mapped records to their LeadSquared outcomes: jobs wait in per-key lanes, a planner
+turns ready ones into calls each account's budgets allow, the calls go out through the
+:class:`~connector.flow.ports.Calls` port, and each answer, interpreted, settles its members:
+accepted and dead-lettered ones get their outcome, the others go back to their lane for a retry.
+Everything the account's state decides (cool-downs, probes, held records) is
+:class:`~connector.flow.accounts.Account`'s; what a record's own failure costs (backoff, the attempt
+limit) is decided here."""
+
+from __future__ import annotations
+
+import itertools
+from typing import TYPE_CHECKING, Any
+
+from connector.flow.lanes import Lanes
+from connector.logs import get_logger
+from connector.lsq.answers import backoff
+from connector.records import DeadLetter
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Collection, Mapping
+
+    from connector.flow.accounts import Account
+    from connector.flow.lanes import Job
+    from connector.flow.offsets import TopicPartitionKey
+    from connector.flow.outcomes import Outcomes
+    from connector.flow.planner import Call, Planner
+    from connector.flow.ports import Calls, Output
+    from connector.lsq.answers import Verdict
+    from connector.records import Answer
+    from connector.settings.model import RetrySettings
+    from connector.transform.route import Route
+
+__all__ = ["Dispatcher"]
+
+_log = get_logger(__name__)
+
+
+class Dispatcher:
+    """Jobs from their lane to their outcome."""
+
+    def __init__(
+        self,
+        *,
+        accounts: Mapping[str, Account],
+        planner: Planner,
+        calls: Calls,
+        outcomes: Outcomes,
+        routes: Callable[[str], Route | None],
+        retry: RetrySettings,
+        clock: Callable[[], float],
+        wall: Callable[[], float],
+        draw: Callable[[], float],
+    ) -> None:
+        self.accounts, self._planner, self._calls, self._outcomes = (
+            accounts,
+            planner,
+            calls,
+            outcomes,
+        )
+        self._routes, self._retry = routes, retry
+        self._clock, self._wall, self._draw = clock, wall, draw
+        self.lanes = Lanes()
+        self._tickets: dict[int, Call] = {}
+        self._next_ticket = itertools.count()
+
+    @property
+    def in_flight(self) -> int:
+        """Calls sent and not answered yet."""
+        return len(self._tickets)
+
+    def dispatch(self, allow: Callable[[Job], bool] | None = None) -> None:
+        """Send every call the accounts' budgets allow now (of jobs ``allow`` accepts)."""
+        now = self._clock()
+        for account in self.accounts.values():
+            while (call := self._planner.next_call(account, self.lanes, now, allow)) is not None:
+                call.slot = account.sent(call.budget, now)
+                wall = self._wall()
+                for job in call.members:
+                    job.attempts += 1
+                    job.first_sent_at = job.first_sent_at or now
+                    job.sent_wall = wall
+                ticket = next(self._next_ticket)
+                self._tickets[ticket] = call
+                self._outcomes.tally.api_calls += 1
+                self._calls.submit(ticket, account.name, call.request)
+
+    def collect(self, timeout: float) -> None:
+        """Settle the answers that arrived, waiting up to ``timeout`` for the first."""
+        for ticket, answer in self._calls.collect(timeout):
+            self._settle(ticket, answer, self._clock())
+
+    def drain(self, scope: set[TopicPartitionKey] | None, deadline: float, output: Output) -> None:
+        """Finish calls in flight in ``scope`` (all partitions when ``None``) and the queued
+        records that lie behind an already-done one, so the done records form a committable
+        prefix; everything else is handed back (not sent, not committed). Waits for ``output``
+        to acknowledge the outcomes until ``deadline``."""
+        offsets = self._outcomes.offsets
+
+        def in_scope(tp: TopicPartitionKey) -> bool:
+            return scope is None or tp in scope
+
+        def fills_a_gap(job: Job) -> bool:
+            highest = offsets.highest_done_beyond_watermark(job.tp)
+            return in_scope(job.tp) and highest is not None and job.record.offset < highest
+
+        while self._clock() < deadline:
+            self.dispatch(fills_a_gap)
+            scoped = [tp for tp in offsets.partitions() if in_scope(tp)]
+            gaps = (offsets.highest_done_beyond_watermark(tp) for tp in scoped)
+            if not self._busy(in_scope) and all(gap is None for gap in gaps):
+                break
+            self.collect(min(0.05, deadline - self._clock()))
+            output.poll()
+        output.flush(max(0.0, deadline - self._clock()))
+
+    def _busy(self, in_scope: Callable[[TopicPartitionKey], bool]) -> bool:
+        """Whether a call is out for a record of a partition ``in_scope`` accepts."""
+        calls = self._tickets.values()
+        return any(in_scope(job.tp) for call in calls for job in call.members if not job.dropped)
+
+    def forget(self, tps: Collection[TopicPartitionKey]) -> None:
+        """Partitions no longer owned: drop their queued jobs, ignore their answers."""
+        for job in self.lanes.drop(tps):
+            job.dropped = True
+        for call in self._tickets.values():
+            for job in call.members:
+                job.dropped = job.dropped or job.tp in tps
+
+    def wait(self, now: float) -> float:
+        """Seconds until a retry or a budget lets a ready job go (at most until an answer)."""
+        wait = float("inf") if (timer := self.lanes.next_timer()) is None else timer - now
+        for account in self.accounts.values():
+            if self.lanes.ready(account.name, now):
+                wait = min(wait, account.wait(now))
+        return wait
+
+    def tokens(self, now: float) -> dict[str, int]:
+        """Calls each account may start now."""
+        return {name: account.free(now) for name, account in self.accounts.items()}
+
+    def _settle(self, ticket: int, answer: Answer, now: float) -> None:
+        call = self._tickets.pop(ticket)
+        account = self.accounts[call.account]
+        account.answered(call.budget, call.slot, now)
+        if call.dropped:
+            return  # its partitions were revoked meanwhile; the new owner calls again
+        settlement = call.interpret(answer)
+        account.observe(settlement.call, now)
+        self._outcomes.tally.throttled += settlement.call.kind == "throttled"
+        for job, verdict in zip(call.members, settlement.members, strict=True):
+            if not job.dropped:
+                self._member(job, verdict, answer, account.hold_until(verdict, now), now)
+
+    def _member(
+        self, job: Job, verdict: Verdict, answer: Answer, hold: float | None, now: float
+    ) -> None:
+        route = self._routes(job.record.topic)
+        assert route is not None  # noqa: S101 - jobs only exist for routed records
+        if verdict.kind == "accepted":
+            self.lanes.finish(job)
+            self._outcomes.accepted(job, route, verdict, answer)
+            return
+        if verdict.kind == "permanent":
+            self._reject(job, route, verdict, answer, verdict.reason, kind="LeadSquaredRejected")
+            return
+        if verdict.kind == "retry":
+            self._outcomes.tally.retried += 1
+            # LeadSquared may have it: a retry may duplicate it
+            self._outcomes.tally.ambiguous += answer.maybe_sent
+        if hold is not None:  # the account's state holds it (throttled, keys rejected, down)
+            self.lanes.later(job, hold)
+            return
+        job.failures += 1
+        if job.failures >= self._retry.max_attempts:
+            why = f"retries_exhausted: {verdict.reason}"
+            self._reject(job, route, verdict, answer, why, kind="RetriesExhausted")
+            return
+        retry = self._retry
+        delay = backoff(
+            job.failures, retry.backoff_base_seconds, retry.backoff_max_seconds, self._draw
+        )
+        _log.info("call.retry", **_where(job), reason=verdict.reason, delay_s=round(delay, 3))
+        self.lanes.later(job, now + delay)
+
+    def _reject(
+        self, job: Job, route: Route, verdict: Verdict, answer: Answer, reason: str, *, kind: str
+    ) -> None:
+        self.lanes.finish(job)
+        why = DeadLetter(
+            "submit", reason, kind, verdict.exception_type, answer.status, job.attempts
+        )
+        self._outcomes.dead_letter(job.record, route, why)
+
+
+def _where(job: Job) -> dict[str, Any]:
+    record = job.record
+    return {"topic": record.topic, "partition": record.partition, "offset": record.offset}

@@ -1,0 +1,73 @@
+"""[pure] From ready jobs to calls. A :class:`Call` is what the loop sends and settles: one HTTP
+request of one account, under one of its budgets, on behalf of its member jobs, with the
+interpreter that turns its answer into a verdict per member. A planner decides which ready jobs go
+together and on which budget; :class:`SinglePlanner` sends each job alone, on the main budget."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+from connector.flow.accounts import MAIN
+from connector.flow.gates import LOG
+from connector.lsq.answers import single
+from connector.lsq.catalog import Request, endpoint
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from connector.flow.accounts import Account, Budget
+    from connector.flow.lanes import Job, Lanes
+    from connector.lsq.answers import Settlement
+    from connector.records import Answer
+    from connector.transform.route import Route
+
+__all__ = ["Call", "Planner", "SinglePlanner"]
+
+
+@dataclass(slots=True, eq=False)
+class Call:
+    """One call to LeadSquared and the jobs it settles."""
+
+    account: str
+    budget: Budget
+    request: Request
+    members: tuple[Job, ...]
+    interpret: Callable[[Answer], Settlement]
+    slot: int = LOG  # the gate's slot it holds while in flight (RateGate.acquire)
+
+    @property
+    def dropped(self) -> bool:
+        """Whether every member's partition was revoked meanwhile (its answer changes nothing)."""
+        return all(job.dropped for job in self.members)
+
+
+class Planner(Protocol):
+    """Chooses the next call of an account from its ready jobs."""
+
+    def next_call(
+        self, account: Account, lanes: Lanes, now: float, allow: Callable[[Job], bool] | None
+    ) -> Call | None: ...
+
+
+class SinglePlanner:
+    """One call per job, on the main budget, to the endpoint of its route's operation and mode."""
+
+    def __init__(self, routes: Callable[[str], Route | None]) -> None:
+        self._routes = routes
+
+    def next_call(
+        self, account: Account, lanes: Lanes, now: float, allow: Callable[[Job], bool] | None
+    ) -> Call | None:
+        """The oldest ready job of ``account`` that ``allow`` accepts, as a call, if the main
+        budget lets one start now."""
+        if not account.may_send(MAIN, now):
+            return None
+        job = lanes.take(account.name, now, allow)
+        if job is None:
+            return None
+        route = self._routes(job.record.topic)
+        assert route is not None  # noqa: S101 - jobs only exist for routed records
+        payload = job.payload
+        request = Request(endpoint(route.operation, route.mode), payload.params, payload.body)
+        return Call(account.name, MAIN, request, (job,), single(route.operation, route.mode))
