@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from connector.flow.accounts import Account, Budget
     from connector.flow.lanes import Job, Lanes
     from connector.lsq.answers import Settlement
+    from connector.lsq.catalog import Endpoint
     from connector.records import Answer
     from connector.transform.route import Route
 
@@ -55,6 +56,7 @@ class SinglePlanner:
 
     def __init__(self, routes: Callable[[str], Route | None]) -> None:
         self._routes = routes
+        self._targets: dict[str, tuple[Endpoint, Callable[[Answer], Settlement]]] = {}
 
     def next_call(
         self, account: Account, lanes: Lanes, now: float, allow: Callable[[Job], bool] | None
@@ -66,8 +68,15 @@ class SinglePlanner:
         job = lanes.take(account.name, now, allow)
         if job is None:
             return None
-        route = self._routes(job.record.topic)
-        assert route is not None  # noqa: S101 - jobs only exist for routed records
-        payload = job.payload
-        request = Request(endpoint(route.operation, route.mode), payload.params, payload.body)
-        return Call(account.name, MAIN, request, (job,), single(route.operation, route.mode))
+        target, interpret = self._target(job.record.topic)
+        request = Request(target, job.payload.params, job.payload.body)
+        return Call(account.name, MAIN, request, (job,), interpret)
+
+    def _target(self, topic: str) -> tuple[Endpoint, Callable[[Answer], Settlement]]:
+        """The endpoint and interpreter of the route of ``topic`` (the same for all its calls)."""
+        if (found := self._targets.get(topic)) is None:
+            route = self._routes(topic)
+            assert route is not None  # noqa: S101 - jobs only exist for routed records
+            found = endpoint(route.operation, route.mode), single(route.operation, route.mode)
+            self._targets[topic] = found
+        return found

@@ -100,3 +100,16 @@ def test_every_test_the_readme_names_exists() -> None:
         if not source.is_file() or (name and f"def {name}(" not in source.read_text("utf-8")):
             missing.append(f"{path}::{name}" if name else path)
     assert missing == []
+
+
+def test_the_architecture_table_names_every_package() -> None:
+    """Each package under ``connector/`` (but the development-only ``testing``) has its row in the
+    README's architecture table, and each row names a package that exists."""
+    packages = {
+        f"connector/{path.parent.name}/"
+        for path in (ROOT / "connector").glob("*/__init__.py")
+        if path.parent.name != "testing"
+    }
+    rows = set(re.findall(r"^\| `(connector/\w+/)` \|", README, flags=re.MULTILINE))
+    assert len(packages) >= 6
+    assert rows == packages
