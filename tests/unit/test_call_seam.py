@@ -104,3 +104,18 @@ def test_a_throttled_call_holds_every_member_and_counts_one_throttle() -> None:
     h.clock.advance(0.2)
     h.turn()
     assert emails(h, 1) == ["a@x.io", "b@x.io"]  # sent again together
+
+
+def test_a_member_whose_partition_was_lost_gets_no_outcome_from_the_answer() -> None:
+    """One outcome per record (SPEC §2): when one member's partition is lost while the call is
+    out, the answer settles the others; the lost one is left to the partition's new owner."""
+    h = harness(planner=PairPlanner(first_accepted_others_rejected))
+    h.feed(record(0, "a", "a@x.io", partition=0), record(0, "b", "b@x.io", partition=1))
+    h.turn()
+    assert emails(h, 0) == ["a@x.io", "b@x.io"]
+    h.pipeline.lost([("leads", 1)])
+    h.calls.answer(ACCEPTED)
+    h.turn(2)
+    assert [(w.record.partition, w.kind) for w in h.output.written] == [(0, "result")]
+    tally = h.pipeline.tally
+    assert (tally.accepted, tally.dead_lettered, h.account.in_flight) == (1, 0, 0)

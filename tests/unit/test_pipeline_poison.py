@@ -178,9 +178,8 @@ def test_the_late_answer_of_a_dropped_call_changes_nothing() -> None:
     h.input.rebalances.append(("assigned", [("leads", 0)]))
     h.feed(record(0, "a", "a@x.io"))  # assigned again: the record comes again
     h.turn()
-    h.clock.advance(
-        h.account.gates[MAIN].turn
-    )  # the budget of a partition taken over: a turn later
+    gate = h.account.gates[MAIN]
+    h.clock.advance(gate.turn)  # the budget of a partition taken over: a turn later
     h.turn()
     h.calls.answer(ACCEPTED, lambda s: s.ticket == 0)  # the dropped call's late answer
     h.turn()
@@ -190,11 +189,7 @@ def test_the_late_answer_of_a_dropped_call_changes_nothing() -> None:
     h.calls.answer(ACCEPTED)
     h.turn()
     assert [w.record.offset for w in h.output.written] == [0]
-    assert (h.pipeline.tally.accepted, h.account.in_flight, h.account.gates[MAIN].in_flight) == (
-        1,
-        0,
-        0,
-    )
+    assert (h.pipeline.tally.accepted, h.account.in_flight, gate.in_flight) == (1, 0, 0)
     assert h.input.committed_positions() == {("leads", 0): 1}
 
 
