@@ -133,7 +133,7 @@ class Trial:
     def after_kill(self) -> AfterKill:
         """Measure what the crash that just happened left (see :class:`AfterKill`)."""
         time.sleep(0.5)  # a call already on the wire reaches the simulator
-        outcomes, committed = self.outcomes(), self.committed()
+        outcomes, committed = self.outcomes(), self._settled_commits()
         called = self.accepted_calls_per_email()
         in_flight = sum(
             called[email] for position, email in self.emails.items() if position not in outcomes
@@ -164,6 +164,19 @@ class Trial:
             return logged >= total and self.done() >= total
 
         sink.wait_for(finished, timeout, f"an outcome for each of {total} records", 1.0)
+
+    def _settled_commits(self, timeout: float = 10.0) -> dict[int, int]:
+        """The committed offsets once two reads a second apart agree: a commit the killed process
+        sent just before it died may still land on a busy broker (read too early, the records it
+        covers would count as done but uncommitted, and the next run rightly finds none of them)."""
+        deadline, last = time.monotonic() + timeout, self.committed()
+        while time.monotonic() < deadline:
+            time.sleep(1.0)
+            now = self.committed()
+            if now == last:
+                break
+            last = now
+        return last
 
     def committed(self) -> dict[int, int]:
         return {
