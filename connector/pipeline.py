@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
     from connector.flow.accounts import Account
+    from connector.flow.fingerprints import Memory
     from connector.flow.observe import Tally
     from connector.flow.offsets import TopicPartitionKey
     from connector.flow.planner import Planner
@@ -65,6 +66,7 @@ class Pipeline:
         retry: RetrySettings,
         flow: FlowSettings,
         planner: Planner | None = None,
+        memory: Memory | None = None,
         progress_interval: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
@@ -84,7 +86,9 @@ class Pipeline:
             clock=clock,
             wall=wall,
             draw=draw or random.random,
+            memory=memory,
         )
+        self._memory = memory
         self._flow, self._clock, self._wall = flow, clock, wall
         self._input: Input | None = None
         self._owned: set[TopicPartitionKey] = set()
@@ -182,6 +186,9 @@ class Pipeline:
             self._source().pause(tps)
         if self._recovery is not None and tps and not (self._stopping or self._failed):
             self._outcomes.found(self._recovery.done(self._source().committed(tps)))
+        if self._memory is not None and tps and not (self._stopping or self._failed):
+            self._memory.restore(tps)
+            _log.info("partitions.state_read", partitions=names(tps), keys=len(self._memory))
 
     def revoked(self, tps: list[TopicPartitionKey]) -> None:
         """Finish what is in flight for these partitions, commit it, hand back the rest."""
@@ -226,9 +233,8 @@ class Pipeline:
         elif isinstance(prepared, DeadLetter):
             self._outcomes.dead_letter(record, route, prepared)
         else:
-            self._dispatcher.lanes.add(
-                Job(record, route.name, route.account, prepared, self._clock())
-            )
+            job = Job(record, route.name, route.account, prepared, self._clock())
+            self._dispatcher.queue(job, route)
 
     def _commit(self, only: set[TopicPartitionKey] | None = None) -> None:
         self._next_commit = self._clock() + self._flow.commit_interval_seconds
@@ -272,6 +278,8 @@ class Pipeline:
         _log.info("progress", **fields)
 
     def _forget(self, tps: list[TopicPartitionKey]) -> None:
+        if self._memory is not None:
+            self._memory.forget(tps)
         self._dispatcher.forget(tps)
         self._outcomes.forget(tps)
         self._owned.difference_update(tps)

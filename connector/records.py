@@ -124,6 +124,11 @@ class Accepted:
     submitted_at_ms: int
     attempts: int
     http_status: int
+    status: str = "accepted"  # "succeeded": applied at once (a bulk call's row)
+    activity_id: str | None = None
+    call_id: str | None = None  # the call that carried it, when it carried several records
+    batch_row: int | None = None  # its row in a bulk call (1-based)
+    coalesced: bool = False  # its key's later state went out in the same call
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,6 +38,12 @@ COUNTERS = {
         "Retries of calls LeadSquared may have received (timeouts, dropped connections)",
     ),
     "throttled": ("lsq_sink_throttled", "Throttle answers (429 or rate-limit body)"),
+    "bulk_calls": ("lsq_sink_bulk_calls", "Bulk calls sent (of the calls sent)"),
+    "coalesced": (
+        "lsq_sink_records_coalesced",
+        "Records whose change went out in one call with an earlier change of their key",
+    ),
+    "no_change": ("lsq_sink_records_unchanged", "Updates skipped: their payload did not change"),
 }
 OUTCOMES = ("accepted", "dead_lettered", "skipped", "recovered")
 
@@ -98,6 +104,11 @@ def _accounts(snap: Snapshot) -> list[Metric]:
     per_account = [
         GaugeMetricFamily(name, text, labels=["account"]) for name, text in gauges.items()
     ]
+    bulk = GaugeMetricFamily(
+        "lsq_sink_bulk_budget_calls",
+        "This replica's share of the account's bulk calls per window (accounts with bulk routes)",
+        labels=["account"],
+    )
     for account in snap.accounts:
         values = (
             account.calls,
@@ -110,7 +121,9 @@ def _accounts(snap: Snapshot) -> list[Metric]:
             family.add_metric([account.name], value)
         for kind, count in sorted(account.answers.items()):
             answers.add_metric([account.name, kind], count)
-    return [answers, *per_account]
+        if account.bulk_calls is not None:
+            bulk.add_metric([account.name], account.bulk_calls)
+    return [answers, *per_account, bulk]
 
 
 def _labelled(family: CounterMetricFamily, values: dict[tuple[str, ...], float]) -> Metric:

@@ -16,10 +16,13 @@ from connector.adapters.health import HealthServer
 from connector.adapters.ledger import Ledger
 from connector.adapters.results import OutcomeWriter
 from connector.adapters.schemas import RegistrySchemas, load_avsc, registry_client
+from connector.adapters.state import StateTopic
 from connector.adapters.submit import Submitter
 from connector.errors import ConfigError, FatalError
-from connector.flow.accounts import MAIN, Account
+from connector.flow.accounts import BULK, MAIN, Account
+from connector.flow.bulk import BulkPlanner
 from connector.flow.codec import RESULT_SCHEMA, ResultEncoder
+from connector.flow.fingerprints import Memory
 from connector.flow.gates import RateGate
 from connector.logs import Redactor, configure, get_logger
 from connector.pipeline import Pipeline
@@ -32,6 +35,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from connector.flow.observe import Tally
+    from connector.lsq.coalesce import Coalesce
     from connector.settings.model import RouteSettings, Settings
     from connector.transform.decode import WriterSchemas
 
@@ -46,6 +50,8 @@ def _route(route: RouteSettings, schemas: WriterSchemas | None) -> Route:
     else:
         decoder = Decoder(schemas=schemas)
     operation = route.resolved_operation
+    mapper = compile_mapping(operation, route.mapping)
+    upsert = operation in {"capture", "update"}
     return Route(
         name=route.name,
         account=route.account,
@@ -53,8 +59,21 @@ def _route(route: RouteSettings, schemas: WriterSchemas | None) -> Route:
         mode=route.mode,
         on_delete=route.on_delete,
         decode=decoder.decode,
-        render=compile_mapping(operation, route.mapping).render,
+        render=mapper.render,
+        bulk=None if route.bulk is None else (route.bulk.min_rows, route.bulk.max_rows),
+        skip_unchanged=route.no_change == "skip" and upsert and mapper.row_only,
+        coalesce=_coalesce(route) if upsert else None,
+        remember=route.no_change == "skip" and upsert,
     )
+
+
+def _state_warning(warning: str) -> None:
+    _log.warning("state.incomplete", reason=warning)
+
+
+def _coalesce(route: RouteSettings) -> Coalesce | None:
+    """How an upsert route coalesces: ``latest`` unless it says otherwise."""
+    return None if route.coalesce == "off" else route.coalesce or "latest"
 
 
 def build_routes(
@@ -117,14 +136,23 @@ def run(settings: Settings) -> Tally:
             settings.flow.outcome_lookback_seconds,
             lambda warning: _log.warning("ledger.incomplete", reason=warning),
         )
+        routes = build_routes(settings, RegistrySchemas(client) if client else None)
+        memory = None
+        if (state_topic := settings.output.state_topic) is not None:
+            producer_config = settings.kafka.producer_config() | kafka_log
+            states = StateTopic(consumer_config, producer_config, state_topic, _state_warning)
+            stack.callback(lambda: states.close(pipeline.time_left(5.0)))
+            memory = Memory(states)
         pipeline = Pipeline(
-            routes=build_routes(settings, RegistrySchemas(client) if client else None),
+            routes=routes,
             accounts={name: _account(name, settings) for name in settings.accounts},
             output=output,
             calls=calls,
             recovery=ledger,
             retry=settings.retry,
             flow=settings.flow,
+            planner=BulkPlanner(routes) if any(r.bulk for r in settings.routes) else None,
+            memory=memory,
             progress_interval=settings.logging.progress_interval_seconds,
         )
         # outcomes not acknowledged yet get what is left of the grace (5 s after a failure)
@@ -158,15 +186,19 @@ def _health(settings: Settings, pipeline: Pipeline) -> HealthServer:
 
 
 def _account(name: str, settings: Settings) -> Account:
-    """An account whose gate opens once partitions are assigned (see Pipeline._reshare)."""
+    """An account whose gates open once partitions are assigned (see Pipeline._reshare): the
+    main one, and the bulk one when a route of the account sends bulk calls."""
     account = settings.accounts[name]
-    limit = account.rate_limit
+    limits = {MAIN: account.rate_limit}
+    if any(route.bulk and route.account == name for route in settings.routes):
+        limits[BULK] = account.bulk_rate_limit
+    main = account.rate_limit
     return Account(
         name=name,
-        gates={MAIN: RateGate(0, limit.window_seconds, limit.margin_seconds)},
+        gates={b: RateGate(0, x.window_seconds, x.margin_seconds) for b, x in limits.items()},
         concurrency=account.max_concurrency,
-        cooldown=settings.retry.throttle_cooldown_seconds or limit.window_seconds,
+        cooldown=settings.retry.throttle_cooldown_seconds or main.window_seconds,
         retry=settings.retry,
-        budget=(limit.calls, limit.window_seconds),
-        shared=limit.share_by_partitions,
+        limits={b: (x.calls, x.window_seconds) for b, x in limits.items()},
+        shared=main.share_by_partitions,
     )

@@ -22,13 +22,15 @@ if TYPE_CHECKING:
     from connector.lsq.answers import Verdict
     from connector.settings.model import RetrySettings
 
-__all__ = ["MAIN", "Account", "Budget"]
+__all__ = ["BULK", "MAIN", "Account", "Budget"]
 
 _log = get_logger(__name__)
 
-#: A rate budget of an account: ``main`` is the one every call of the async and sync hosts uses.
-Budget = Literal["main"]
+#: A rate budget of an account: ``main`` is the one every call of the async and sync hosts uses,
+#: ``bulk`` LeadSquared's separate (smaller) one of its bulk calls.
+Budget = Literal["main", "bulk"]
 MAIN: Budget = "main"
+BULK: Budget = "bulk"
 
 
 @dataclass(slots=True)
@@ -40,8 +42,9 @@ class Account:
     concurrency: int
     cooldown: float  # seconds to send nothing after a throttle answer
     retry: RetrySettings
-    budget: tuple[int, float] = (25, 5.0)  # the account's calls per window, for the whole fleet
-    shared: bool = True  # this replica takes a share of the budget by its partitions
+    #: calls per window of each budget, for the whole fleet (:func:`~connector.flow.fleet.reshare`)
+    limits: dict[Budget, tuple[int, float]] = field(default_factory=dict)
+    shared: bool = True  # this replica takes a share of the budgets by its partitions
     answers: Counter[str] = field(default_factory=Counter)  # answers by verdict kind
     rejected: str | None = None  # why LeadSquared rejects the keys (401/403), while it does
     probe_at: float = 0.0
@@ -75,11 +78,11 @@ class Account:
         limit = 1 if self.probing else self.concurrency
         return self.in_flight < limit and self.gates[budget].wait(now) == 0
 
-    def wait(self, now: float) -> float:
-        """Seconds until a gate lets a call start (``inf``: not before an answer)."""
+    def wait(self, budget: Budget, now: float) -> float:
+        """Seconds until ``budget``'s gate lets a call start (``inf``: not before an answer)."""
         if self.in_flight >= self.concurrency:
             return float("inf")
-        return min(gate.wait(now) for gate in self.gates.values())
+        return self.gates[budget].wait(now)
 
     def free(self, now: float) -> int:
         """Calls the gates let start now (the "tokens")."""
@@ -95,9 +98,10 @@ class Account:
         """The call holding ``slot`` of ``budget`` has its answer (or failed)."""
         self.gates[budget].release(now, slot)
 
-    def observe(self, verdict: Verdict, now: float) -> None:
-        """What one answer says about the account: count it and track its health (see the
-        module docstring), and cool every gate down after a throttle answer."""
+    def observe(self, verdict: Verdict, budget: Budget, now: float) -> None:
+        """What one answer of a call of ``budget`` says about the account: count it and track
+        its health (see the module docstring), and cool that budget's gate down after a throttle
+        answer."""
         self.answers[verdict.kind] += 1
         if change := self._health(verdict, now):
             log = _log.info if change == "available_again" else _log.warning
@@ -106,9 +110,8 @@ class Account:
             _log.info("account.accepted_again", account=self.name)
             self.rejected = None
         elif verdict.kind == "throttled":
-            for gate in self.gates.values():
-                gate.cool_down(now, self.cooldown)
-            _log.warning("call.throttled", account=self.name, reason=verdict.reason)
+            self.gates[budget].cool_down(now, self.cooldown)
+            _log.warning("call.throttled", account=self.name, budget=budget, reason=verdict.reason)
         elif verdict.kind == "auth":
             if self.rejected is None:
                 _log.error("account.rejected", account=self.name, reason=verdict.reason)

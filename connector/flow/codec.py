@@ -73,6 +73,10 @@ RESULT_SCHEMA: dict[str, Any] = {
         {"name": "submitted_at", "type": _TIMESTAMP},
         {"name": "attempts", "type": "int"},
         {"name": "http_status", "type": "int"},
+        {"name": "activity_id", **_OPTIONAL_STRING},
+        {"name": "call_id", **_OPTIONAL_STRING},
+        {"name": "batch_row", "type": ["null", "int"], "default": None},
+        {"name": "coalesced", "type": "boolean", "default": False},
     ],
 }
 
@@ -105,7 +109,7 @@ class OutcomeRecord:
 def result(record: SourceRecord, accepted: Accepted) -> tuple[dict[str, Any], Headers]:
     """The results record of ``record``: its value (fields of :data:`RESULT_SCHEMA`) and headers."""
     value = {
-        "status": "accepted",
+        "status": accepted.status,
         "operation": accepted.operation,
         "route": accepted.route,
         "account": accepted.account,
@@ -118,6 +122,10 @@ def result(record: SourceRecord, accepted: Accepted) -> tuple[dict[str, Any], He
         "submitted_at": accepted.submitted_at_ms,
         "attempts": accepted.attempts,
         "http_status": accepted.http_status,
+        "activity_id": accepted.activity_id,
+        "call_id": accepted.call_id,
+        "batch_row": accepted.batch_row,
+        "coalesced": accepted.coalesced,
     }
     return value, _named(RESULT_SOURCE, _position(record))
 

@@ -11,15 +11,18 @@ from __future__ import annotations
 import itertools
 from typing import TYPE_CHECKING, Any
 
+from connector.flow.accounts import BULK
 from connector.flow.lanes import Lanes
 from connector.logs import get_logger
 from connector.lsq.answers import backoff
+from connector.lsq.coalesce import combine
 from connector.records import DeadLetter
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Collection, Mapping
 
     from connector.flow.accounts import Account
+    from connector.flow.fingerprints import Memory
     from connector.flow.lanes import Job
     from connector.flow.offsets import TopicPartitionKey
     from connector.flow.outcomes import Outcomes
@@ -50,7 +53,9 @@ class Dispatcher:
         clock: Callable[[], float],
         wall: Callable[[], float],
         draw: Callable[[], float],
+        memory: Memory | None = None,
     ) -> None:
+        self._memory = memory
         self.accounts, self._planner, self._calls, self._outcomes = (
             accounts,
             planner,
@@ -68,6 +73,24 @@ class Dispatcher:
         """Calls sent and not answered yet."""
         return len(self._tickets)
 
+    def queue(self, job: Job, route: Route) -> None:
+        """Queue ``job`` behind the earlier jobs of its key; when the last of them has not been
+        sent yet and the route coalesces, that one carries this one's change too. With no job of
+        its key waiting, a payload LeadSquared last accepted for the key is skipped (SPEC §12)."""
+        tail = self.lanes.tail(job)
+        if tail is None and route.remember and self._memory and self._memory.unchanged(job):
+            self._outcomes.skipped(job.record, route, "no_change")
+            return
+        tail = tail if route.coalesce is not None else None
+        if tail is not None and tail.attempts == 0 and route.coalesce is not None:
+            payload = combine(route.coalesce, tail.payload, job.payload)
+            if payload is not None:
+                tail.payload = payload
+                tail.riders.append(job.record)
+                self._outcomes.tally.coalesced += 1
+                return
+        self.lanes.add(job)
+
     def dispatch(self, allow: Callable[[Job], bool] | None = None) -> None:
         """Send every call the accounts' budgets allow now (of jobs ``allow`` accepts)."""
         now = self._clock()
@@ -82,6 +105,7 @@ class Dispatcher:
                 ticket = next(self._next_ticket)
                 self._tickets[ticket] = call
                 self._outcomes.tally.api_calls += 1
+                self._outcomes.tally.bulk_calls += call.budget == BULK
                 self._calls.submit(ticket, account.name, call.request)
 
     def collect(self, timeout: float) -> None:
@@ -131,7 +155,7 @@ class Dispatcher:
         wait = float("inf") if (timer := self.lanes.next_timer()) is None else timer - now
         for account in self.accounts.values():
             if self.lanes.ready(account.name, now):
-                wait = min(wait, account.wait(now))
+                wait = min(wait, self._planner.wait(account, self.lanes, now))
         return wait
 
     def tokens(self, now: float) -> dict[str, int]:
@@ -145,20 +169,40 @@ class Dispatcher:
         if call.dropped:
             return  # its partitions were revoked meanwhile; the new owner calls again
         settlement = call.interpret(answer)
-        account.observe(settlement.call, now)
+        account.observe(settlement.call, call.budget, now)
         self._outcomes.tally.throttled += settlement.call.kind == "throttled"
+        size = len(call.members)
+        split = size > 1 and settlement.call.kind == "retry"  # it failed as a whole: in halves
+        draw = self._draw()  # one backoff for the call: its members come back together
         for job, verdict in zip(call.members, settlement.members, strict=True):
             if not job.dropped:
-                self._member(job, verdict, answer, account.hold_until(verdict, now), now)
+                job.rows = min(job.rows, (size + 1) // 2) if split else job.rows
+                hold = account.hold_until(verdict, now)
+                self._member(job, verdict, answer, hold=hold, now=now, call_id=call.id, draw=draw)
 
     def _member(
-        self, job: Job, verdict: Verdict, answer: Answer, hold: float | None, now: float
+        self,
+        job: Job,
+        verdict: Verdict,
+        answer: Answer,
+        *,
+        hold: float | None,
+        now: float,
+        call_id: str | None,
+        draw: float,
     ) -> None:
         route = self._routes(job.record.topic)
         assert route is not None  # noqa: S101 - jobs only exist for routed records
         if verdict.kind == "accepted":
             self.lanes.finish(job)
-            self._outcomes.accepted(job, route, verdict, answer)
+            self._outcomes.accepted(job, route, verdict, answer, call_id)
+            if route.remember and self._memory is not None:
+                self._memory.accepted(job)
+            return
+        if verdict.kind == "alone":  # it goes in a call of its own, at once
+            job.rows = 1
+            _log.info("call.alone", **_where(job), reason=verdict.reason)
+            self.lanes.later(job, now)
             return
         if verdict.kind == "permanent":
             self._reject(job, route, verdict, answer, verdict.reason, kind="LeadSquaredRejected")
@@ -177,7 +221,7 @@ class Dispatcher:
             return
         retry = self._retry
         delay = backoff(
-            job.failures, retry.backoff_base_seconds, retry.backoff_max_seconds, self._draw
+            job.failures, retry.backoff_base_seconds, retry.backoff_max_seconds, lambda: draw
         )
         _log.info("call.retry", **_where(job), reason=verdict.reason, delay_s=round(delay, 3))
         self.lanes.later(job, now + delay)
@@ -189,7 +233,8 @@ class Dispatcher:
         why = DeadLetter(
             "submit", reason, kind, verdict.exception_type, answer.status, job.attempts
         )
-        self._outcomes.dead_letter(job.record, route, why)
+        for record in (job.record, *job.riders):
+            self._outcomes.dead_letter(record, route, why)
 
 
 def _where(job: Job) -> dict[str, Any]:

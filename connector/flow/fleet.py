@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from connector.flow.accounts import MAIN
 from connector.flow.gates import Share
 from connector.logs import get_logger
 
@@ -58,26 +57,28 @@ def reshare(
     now: float,
     wall: float,
 ) -> None:
-    """Give each account's gate this replica's share: its ``owned`` partitions of the account's
-    topics, out of all of them (``partitions``: count per topic in the cluster)."""
+    """Give each gate of each account (one per budget) this replica's share: its ``owned``
+    partitions of the account's topics, out of all of them (``partitions``: count per topic in
+    the cluster)."""
     for account in accounts:
         topics = sorted(
             t for t in partitions if (route := route_of(t)) and route.account == account.name
         )
         order = [(topic, p) for topic in topics for p in range(partitions[topic])]
         mine = {i for i, tp in enumerate(order) if tp in owned}
-        calls, window = account.budget
-        whole = Share(calls if mine else 0)  # the only replica (share_by_partitions: false)
-        budget = share(calls, mine, len(order)) if account.shared else whole
-        gate = account.gates[MAIN]
-        gate.resize(budget, now, wall - now)
-        _log.info(
-            "account.budget",
-            account=account.name,
-            calls=budget.calls,
-            turns=sum(len(held) for _, held in budget.turns.values()),
-            per_window=round(budget.per_window(window, gate.turn), 2),
-            window_s=window,
-            partitions=len(mine),
-            of_partitions=len(order),
-        )
+        for budget, (calls, window) in account.limits.items():
+            whole = Share(calls if mine else 0)  # the only replica (share_by_partitions: false)
+            part = share(calls, mine, len(order)) if account.shared else whole
+            gate = account.gates[budget]
+            gate.resize(part, now, wall - now)
+            _log.info(
+                "account.budget",
+                account=account.name,
+                budget=budget,
+                calls=part.calls,
+                turns=sum(len(held) for _, held in part.turns.values()),
+                per_window=round(part.per_window(window, gate.turn), 2),
+                window_s=window,
+                partitions=len(mine),
+                of_partitions=len(order),
+            )

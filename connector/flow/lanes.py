@@ -7,11 +7,13 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections import defaultdict, deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from connector.lsq.catalog import BULK_ROWS
+
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
+    from collections.abc import Callable, Collection, Iterable, Sequence
 
     from connector.flow.offsets import TopicPartitionKey
     from connector.records import Payload, SourceRecord
@@ -37,6 +39,10 @@ class Job:
     sent_wall: float = 0.0  # wall-clock time of the latest call (the results' submitted_at)
     dropped: bool = False  # its partition was revoked: its answer is ignored
     slot: int = -1  # the rate gate's slot its call in flight holds (RateGate.acquire)
+    rows: int = BULK_ROWS  # most rows of a bulk call it may go in (1: calls of its own only)
+    #: later records of its key whose changes its payload carries too (coalesced): they share
+    #: its outcome
+    riders: list[SourceRecord] = field(default_factory=list)
 
     @property
     def lane(self) -> LaneKey:
@@ -70,6 +76,11 @@ class Lanes:
         if len(lane) == 1:
             self._wake(job)
 
+    def tail(self, job: Job) -> Job | None:
+        """The last job queued in ``job``'s lane, if any."""
+        lane = self._lanes.get(job.lane)
+        return lane[-1] if lane else None
+
     def take(
         self, account: str, now: float, allow: Callable[[Job], bool] | None = None
     ) -> Job | None:
@@ -86,6 +97,16 @@ class Lanes:
                 del ready[index]
                 return job
         return None
+
+    def ready_jobs(self, account: str, now: float) -> Sequence[Job]:
+        """``account``'s ready jobs, oldest first (read only: :meth:`claim` takes some)."""
+        self._promote(now)
+        return self._ready.get(account) or ()
+
+    def claim(self, account: str, jobs: Collection[Job]) -> None:
+        """Take ``jobs``, all ready jobs of ``account``, out of the ready queue."""
+        taken = {id(job) for job in jobs}
+        self._ready[account] = deque(j for j in self._ready[account] if id(j) not in taken)
 
     def ready(self, account: str, now: float) -> bool:
         """Whether ``account`` has a job ready to send at ``now``."""

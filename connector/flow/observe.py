@@ -9,7 +9,7 @@ import bisect
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from connector.flow.accounts import MAIN
+from connector.flow.accounts import BULK, MAIN
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
@@ -36,6 +36,9 @@ class Tally:
     throttled: int = 0
     retried: int = 0
     ambiguous: int = 0  # calls retried although LeadSquared may have received them
+    bulk_calls: int = 0  # of api_calls, bulk calls (up to 25 records each)
+    coalesced: int = 0  # records whose change went out with an earlier one of their key
+    no_change: int = 0  # of skipped, updates whose mapped payload did not change
 
     def copy(self) -> Tally:
         return replace(self)
@@ -78,6 +81,7 @@ class AccountView:
     in_flight: int
     available: bool  # not down, keys not rejected
     answers: dict[str, int]
+    bulk_calls: float | None = None  # the same share of the bulk budget, when it has one
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +132,10 @@ def progress_fields(
         "skipped": tally.skipped,
         "recovered": tally.recovered,
         "throttled": tally.throttled,
+        "api_calls": tally.api_calls,
+        "bulk_calls": tally.bulk_calls,
+        "coalesced": tally.coalesced,
+        "no_change": tally.no_change,
         "in_flight": in_flight,
         "backlog": backlog,
         "eta_s": round(backlog / rate) if rate > 0 else None,
@@ -139,11 +147,14 @@ def progress_fields(
 
 def account_view(account: Account, now: float) -> AccountView:
     """An account's state for the health port."""
-    gate = account.gates[MAIN]
+    gate, bulk = account.gates[MAIN], account.gates.get(BULK)
     calls, window = gate.share.per_window(gate.window, gate.turn), gate.window
     available = not account.probing
     free, answers = gate.free(now), dict(account.answers)
-    return AccountView(account.name, calls, window, free, account.in_flight, available, answers)
+    view = AccountView(account.name, calls, window, free, account.in_flight, available, answers)
+    if bulk is not None:
+        view = replace(view, bulk_calls=bulk.share.per_window(bulk.window, bulk.turn))
+    return view
 
 
 def take_snapshot(

@@ -62,8 +62,11 @@ class Outcomes:
             counts = {f"{t}[{p}]": len(offsets) for (t, p), offsets in done.items()}
             _log.info("partitions.outcomes_found", records=counts)
 
-    def accepted(self, job: Job, route: Route, verdict: Verdict, answer: Answer) -> None:
-        """Write the results record of an accepted call."""
+    def accepted(
+        self, job: Job, route: Route, verdict: Verdict, answer: Answer, call_id: str | None = None
+    ) -> None:
+        """Write the results record of an accepted call (or of its row): one for the job's
+        record and one for each record whose change it carried too (coalesced)."""
         accepted = Accepted(
             route.operation,
             route.name,
@@ -73,6 +76,11 @@ class Outcomes:
             submitted_at_ms=int(job.sent_wall * 1000),
             attempts=job.attempts,
             http_status=answer.status or 0,
+            status="succeeded" if verdict.applied else "accepted",
+            activity_id=verdict.activity_id,
+            call_id=call_id,
+            batch_row=verdict.row,
+            coalesced=bool(job.riders),
         )
         fields = {
             "request_id": verdict.request_id,
@@ -80,8 +88,14 @@ class Outcomes:
             "attempts": job.attempts,
             "wait_s": round((job.first_sent_at or job.queued_at) - job.queued_at, 3),
         }
-        done = self._durable(job.record, route, "accepted", fields)
-        self._output.result(job.record, accepted, done)
+        if call_id is not None:
+            fields |= {"call_id": call_id, "batch_row": verdict.row}
+        if verdict.activity_id is not None:
+            fields["activity_id"] = verdict.activity_id
+        if job.riders:
+            fields["coalesced"] = 1 + len(job.riders)
+        for record in (job.record, *job.riders):
+            self._output.result(record, accepted, self._durable(record, route, "accepted", fields))
 
     def dead_letter(self, record: SourceRecord, route: Route | None, why: DeadLetter) -> None:
         """Write the record to the dead-letter topic with the reason."""
@@ -93,6 +107,7 @@ class Outcomes:
 
     def skipped(self, record: SourceRecord, route: Route, reason: str) -> None:
         """A record that needs nothing (tombstone, delete by default): done at once."""
+        self.tally.no_change += reason == "no_change"
         self._durable(record, route, "skipped", {"reason": reason})()
 
     def commit(

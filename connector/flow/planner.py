@@ -36,6 +36,7 @@ class Call:
     members: tuple[Job, ...]
     interpret: Callable[[Answer], Settlement]
     slot: int = LOG  # the gate's slot it holds while in flight (RateGate.acquire)
+    id: str | None = None  # names a call of several records in their results records
 
     @property
     def dropped(self) -> bool:
@@ -49,6 +50,10 @@ class Planner(Protocol):
     def next_call(
         self, account: Account, lanes: Lanes, now: float, allow: Callable[[Job], bool] | None
     ) -> Call | None: ...
+
+    def wait(self, account: Account, lanes: Lanes, now: float) -> float:
+        """Seconds until a budget lets a call of ``account``'s ready jobs start."""
+        ...
 
 
 class SinglePlanner:
@@ -71,6 +76,10 @@ class SinglePlanner:
         target, interpret = self._target(job.record.topic)
         request = Request(target, job.payload.params, job.payload.body)
         return Call(account.name, MAIN, request, (job,), interpret)
+
+    def wait(self, account: Account, lanes: Lanes, now: float) -> float:  # noqa: ARG002
+        """Seconds until the main budget lets a call start."""
+        return account.wait(MAIN, now)
 
     def _target(self, topic: str) -> tuple[Endpoint, Callable[[Answer], Settlement]]:
         """The endpoint and interpreter of the route of ``topic`` (the same for all its calls)."""

@@ -1,19 +1,19 @@
 """[pure] The loop's ports: protocols for the Kafka input, the outcome writer, the read-back of
-outcomes and the HTTP calls, so the loop runs against fakes in tests and the adapters in
-:mod:`connector.adapters` in production."""
+outcomes, the state topic and the HTTP calls, so the loop runs against fakes in tests and the
+adapters in :mod:`connector.adapters` in production."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable, Collection, Mapping
 
     from connector.flow.offsets import TopicPartitionKey
     from connector.lsq.catalog import Request
     from connector.records import Accepted, Answer, DeadLetter, SourceRecord
 
-__all__ = ["Calls", "Input", "Output", "Recovery"]
+__all__ = ["Calls", "Input", "Output", "Recovery", "States"]
 
 
 class Input(Protocol):
@@ -52,6 +52,23 @@ class Recovery(Protocol):
     def done(
         self, committed: Mapping[TopicPartitionKey, int]
     ) -> dict[TopicPartitionKey, set[int]]: ...
+
+
+class States(Protocol):
+    """The state topic (:class:`~connector.adapters.state.StateTopic`): the fingerprint of the
+    payload LeadSquared last accepted for each key, in the source record's partition number."""
+
+    def read(
+        self, tps: Collection[TopicPartitionKey]
+    ) -> dict[TopicPartitionKey, list[tuple[int, int]]]:
+        """Key ids and fingerprints of these partitions' keys, oldest first; only partitions
+        the state topic has are in the answer."""
+        ...
+
+    def write(self, tp: TopicPartitionKey, key: bytes, fingerprint: int) -> None:
+        """Record ``fingerprint`` under the state record key ``key`` (no acknowledgement is
+        waited for: a lost one only means a later unchanged record is sent)."""
+        ...
 
 
 class Calls(Protocol):

@@ -21,8 +21,9 @@ if TYPE_CHECKING:
 __all__ = ["Settlement", "Verdict", "VerdictKind", "backoff", "classify", "single"]
 
 #: accepted → results topic; throttled → account cool-down, retry; retry → backoff, retry up to
-#: the limit; permanent → dead-letter; auth → the account's keys are rejected: hold, never DLQ.
-VerdictKind = Literal["accepted", "throttled", "retry", "permanent", "auth"]
+#: the limit; permanent → dead-letter; auth → the account's keys are rejected: hold, never DLQ;
+#: alone → this record's part of a call of several cannot go that way: send it in a call of its own.
+VerdictKind = Literal["accepted", "throttled", "retry", "permanent", "auth", "alone"]
 
 #: LeadSquared's documented throttle message, "API calls exceeded the limit of N in W second(s)".
 _THROTTLE = re.compile(r"\s*API calls exceeded the limit of \d+ in \d+(\.\d+)? ?sec", re.IGNORECASE)
@@ -40,6 +41,9 @@ class Verdict:
     exception_type: str | None = None
     request_id: str | None = None
     lead_id: str | None = None
+    activity_id: str | None = None
+    row: int | None = None  # the record's row in a bulk call (1-based)
+    applied: bool = False  # LeadSquared applied it before answering (a bulk call's row)
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Literal
 if TYPE_CHECKING:
     from connector.records import Mode, Operation
 
-__all__ = ["ENDPOINTS", "Endpoint", "Host", "Request", "endpoint"]
+__all__ = ["BULK", "BULK_ROWS", "ENDPOINTS", "Endpoint", "Host", "Request", "endpoint"]
 
 #: ``async``: the async API host (keys in the query string, ``x-api-key`` header);
 #: ``api``: the regular API host (keys in ``x-LSQ-*`` headers).
@@ -39,6 +39,18 @@ ENDPOINTS: dict[tuple[Operation, Mode], Endpoint] = {
 }
 
 
+#: The bulk calls (reference §2.8) of the operations that have one, on the regular API host: at
+#: most :data:`BULK_ROWS` rows each, answered row by row at once.
+BULK: dict[Operation, Endpoint] = {
+    "capture": Endpoint("api", "POST", "/v2/LeadManagement.svc/Lead/Bulk/CreateOrUpdate"),
+    "lead_and_activity": Endpoint(
+        "api", "POST", "/v2/ProspectActivity.svc/Bulk/CustomActivity/Add/ByLeadField"
+    ),
+}
+#: LeadSquared's most rows per bulk call.
+BULK_ROWS = 25
+
+
 def endpoint(operation: Operation, mode: Mode) -> Endpoint:
     """The endpoint of ``operation`` in ``mode``."""
     return ENDPOINTS[(operation, mode)]
@@ -51,5 +63,5 @@ class Request:
 
     endpoint: Endpoint
     params: tuple[tuple[str, str], ...] = ()
-    body: list[dict[str, Any]] | dict[str, Any] | None = None
+    body: list[Any] | dict[str, Any] | None = None
     headers: tuple[tuple[str, str], ...] = ()

@@ -9,10 +9,19 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, SecretStr, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    HttpUrl,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from connector.errors import ConfigError
+from connector.lsq.catalog import BULK, BULK_ROWS
 from connector.records import Mode, Operation
 from connector.settings import patterns as topic_patterns
 from connector.settings.kafka import KafkaSettings
@@ -23,6 +32,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AccountSettings",
+    "BulkSettings",
     "FlowSettings",
     "HealthSettings",
     "LogSettings",
@@ -55,8 +65,13 @@ class RateLimitSettings(_Model):
     share_by_partitions: bool = True  # replicas split the budget by their share of partitions
 
 
+def _smallest_bulk_limit() -> RateLimitSettings:
+    """LeadSquared's smallest documented bulk limit: 1 call in 5 s (older plans)."""
+    return RateLimitSettings(calls=1)
+
+
 class AccountSettings(_Model):
-    """One LeadSquared account: hosts, keys and its rate limit."""
+    """One LeadSquared account: hosts, keys and its rate limits (main and bulk)."""
 
     async_host: HttpUrl = HttpUrl("https://asyncapi.leadsquared.com")
     api_host: HttpUrl = HttpUrl("https://api.leadsquared.com")
@@ -64,9 +79,23 @@ class AccountSettings(_Model):
     secret_key: SecretStr
     api_key: SecretStr | None = None
     rate_limit: RateLimitSettings = RateLimitSettings()
+    bulk_rate_limit: RateLimitSettings = Field(default_factory=_smallest_bulk_limit)
     max_concurrency: int = Field(4, ge=1, le=256)
     connect_timeout_seconds: float = Field(5.0, gt=0)
     request_timeout_seconds: float = Field(30.0, gt=0)
+
+
+class BulkSettings(_Model):
+    """Bulk calls of a route (SPEC §12): used when at least ``min_rows`` records wait."""
+
+    min_rows: int = Field(5, ge=1, le=BULK_ROWS)
+    max_rows: int = Field(BULK_ROWS, ge=1, le=BULK_ROWS)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> BulkSettings:
+        if self.min_rows > self.max_rows:
+            raise ValueError(f"min_rows {self.min_rows} is more than max_rows {self.max_rows}")
+        return self
 
 
 class RouteSettings(_Model):
@@ -81,6 +110,18 @@ class RouteSettings(_Model):
     on_delete: Literal["skip", "dead_letter"] = "skip"
     value_schema: Path | None = None
     mapping: MappingSpec
+    bulk: BulkSettings | None = None  # ``true``: the defaults
+    no_change: Literal["skip", "send"] = "skip"  # an update that maps to the same payload
+    #: changes of one key waiting together, as one call (capture and update only; default latest)
+    coalesce: Literal["latest", "merge", "off"] | None = None
+
+    @field_validator("bulk", mode="before")
+    @classmethod
+    def _bulk_switch(cls, value: object) -> object:
+        """``bulk: true`` / ``false`` switch bulk calls on with the defaults, or off."""
+        if isinstance(value, bool):
+            return BulkSettings() if value else None
+        return value
 
     @model_validator(mode="after")
     def _consistent(self) -> RouteSettings:
@@ -97,7 +138,32 @@ class RouteSettings(_Model):
             compile_mapping(self.resolved_operation, self.mapping)
         except ConfigError as exc:
             raise ValueError(f"mapping.{exc}") from exc
+        if self.bulk is not None:
+            self._bulk_possible()
+        upsert = self.resolved_operation in {"capture", "update"}
+        if self.coalesce not in {None, "off"} and not upsert:
+            why = "each activity or created lead is a call of its own"
+            raise ValueError(f"coalesce: only for capture and update routes ({why})")
         return self
+
+    def _bulk_possible(self) -> None:
+        """Only what a bulk row can carry (SPEC §12): capture rows have no LeadUpdateBehavior,
+        activity rows carry the lead's search key and nothing else of the lead."""
+        operation = self.resolved_operation
+        if operation not in BULK:
+            only = "capture and lead_and_activity"
+            raise ValueError(f"bulk: LeadSquared has bulk calls for {only} only, not {operation}")
+        if self.mapping.lead_update_behavior is not None:
+            why = "the bulk call has no LeadUpdateBehavior"
+            raise ValueError(f"bulk: {why}; remove mapping.lead_update_behavior or bulk")
+        search = self.mapping.search_by or "EmailAddress"
+        if operation == "lead_and_activity" and set(self.mapping.lead) != {search}:
+            others = sorted(set(self.mapping.lead) - {search})
+            raise ValueError(
+                f"bulk: a bulk activity row posts the activity only; map only the search key "
+                f"{search} under mapping.lead (also mapped: {', '.join(others)}), send the other "
+                "lead fields through a capture route, or remove bulk"
+            )
 
     @property
     def resolved_operation(self) -> Operation:
@@ -118,6 +184,8 @@ class OutputSettings(_Model):
 
     results_topic: str = Field(min_length=1)
     dead_letter_topic: str = Field(min_length=1)
+    #: compacted topic of the fingerprint of each key's last accepted payload (SPEC §12)
+    state_topic: str | None = Field(None, min_length=1)
 
 
 class RetrySettings(_Model):

@@ -9,7 +9,12 @@ a noisy machine. The simulator, the connector and the baseline run as separate p
   simulator (no limit) at the same concurrency;
 - latency: produce → results record, p50 and p99, while the budget has room;
 - fleet: three replicas sharing one account's 25 per 5 s: accepted calls ÷ calls allowed;
-- memory: peak RSS while a backlog of 1,000,000 records waits behind the budget.
+- memory: peak RSS while a backlog of 1,000,000 records waits behind the budget;
+- backfill (``bench_bulk``): records/s of a 5,000-lead + 20,000-activity snapshot backfill with
+  bulk calls at 1 and 5 per window ÷ single calls, budgets time-scaled x5;
+- update-heavy (``bench_bulk``): API calls per record of a stream of updates on hot keys at twice
+  the budget, and of the same records as a backlog, with and without the ``before`` row
+  (coalescing, no-op skips).
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ import httpx
 
 from connector.flow.codec import RESULT_SCHEMA
 from connector.flow.gates import RateGate
+from connector.testing.bench_bulk import run_all as bulk_figures
 from connector.testing.bench_memory import memory
 from connector.testing.broker import local_broker
 from connector.testing.cdc import ACTIVITIES, LEADS, CdcWriter
@@ -61,11 +67,20 @@ class Stack:
     def prepare(self, sim: SimProcess, leads: int) -> tuple[dict[str, Any], str]:
         """Fresh topics holding a backlog of ``leads`` lead creations, and a connector
         configuration for them: (config, topic suffix)."""
+        suffix = self.topics()
+        self.produce(leads, suffix, seed=5)
+        return self.config(sim, suffix), suffix
+
+    def topics(self) -> str:
+        """Fresh copies of the demo's source, results and dead-letter topics: their suffix."""
         suffix = unique_name("bench")
         topics = {f"{LEADS}.{suffix}": 3, f"{ACTIVITIES}.{suffix}": 3}
         topics |= {f"{RESULTS}.{suffix}": 3, f"{DEAD_LETTERS}.{suffix}": 1}
         create_topics(self.broker.bootstrap_servers, topics)
-        self.produce(leads, suffix, seed=5)
+        return suffix
+
+    def config(self, sim: SimProcess, suffix: str) -> dict[str, Any]:
+        """The demo's connector configuration on the ``suffix`` copies of its topics."""
         account = sim.client.account()
         config = sink_config(
             self.broker.bootstrap_servers,
@@ -81,7 +96,7 @@ class Stack:
             "results_topic": f"{RESULTS}.{suffix}",
             "dead_letter_topic": f"{DEAD_LETTERS}.{suffix}",
         }
-        return config, suffix
+        return config
 
     def produce(self, leads: int, suffix: str, seed: int, pause: float = 0.0) -> None:
         """Produce ``leads`` valid lead creations, ``pause`` seconds apart."""
@@ -337,6 +352,7 @@ def main(argv: list[str] | None = None) -> int:
             "max_calls_in_any_5s": report.max_calls_in_window,
         }
         say(f"  {figures['fleet']}")
+        figures |= bulk_figures(stack, say)  # backfill and update-heavy (bench_bulk)
         say("memory (1,000,000-record backlog behind the 25 calls / 5 s budget, 5 minutes)")
         figures["memory"] = memory(stack, say)
         say(f"  {figures['memory']}")

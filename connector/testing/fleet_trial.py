@@ -56,7 +56,8 @@ def fleet(
         sinks = [trial.start(f"replica-{i}") for i in range(replicas)]
 
         def share(sink_events: list[dict[str, Any]]) -> int | None:
-            last = sink_events[-1] if sink_events else {}
+            main = [event for event in sink_events if event.get("budget") == "main"]
+            last = main[-1] if main else {}
             mine, of = last.get("partitions"), last.get("of_partitions")
             steady = (mine, of) == (PER_REPLICA, PER_REPLICA * replicas)
             return int(last["calls"]) if steady else None

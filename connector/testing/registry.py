@@ -1,7 +1,9 @@
 """An in-memory Confluent Schema Registry: the subset of its REST API that confluent-kafka's
 ``SchemaRegistryClient``, ``AvroSerializer`` and ``AvroDeserializer`` use (register, lookup,
 schemas by id, subjects, versions, latest, config), so the real client and serializers run in
-tests and the demo. It stores schemas; it does not check compatibility."""
+tests and the demo. A new Avro version of a subject must pass the subject's compatibility level
+against the earlier versions, checked with Apache Avro's reader/writer compatibility checker (the
+one Karapace uses): BACKWARD (the default) means the new schema reads data of the latest one."""
 
 from __future__ import annotations
 
@@ -12,8 +14,10 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any
 
+import avro.schema
 import fastavro
 from aiohttp import web
+from avro.compatibility import ReaderWriterCompatibilityChecker, SchemaCompatibilityType
 
 from connector.testing.serve import ServerThread, run_foreground
 
@@ -59,8 +63,16 @@ class RegistryState:
 
     def register(self, subject: str, body: dict[str, Any]) -> dict[str, Any]:
         stored = _parse(body)
+        versions = self.subjects.get(subject, [])
+        known = next((i for i in versions if self.schemas[i] == stored), None)
+        if known is None:
+            level = self.subject_compatibility.get(subject, self.compatibility)
+            earlier = [self.schemas[i] for i in versions]
+            if problem := incompatibility(stored, earlier, level):
+                what = "Schema being registered is incompatible with an earlier schema"
+                raise RegistryError(409, 409, f'{what} for subject "{subject}": {problem}')
         versions = self.subjects.setdefault(subject, [])
-        schema_id = self._id_of(stored)
+        schema_id = self._id_of(stored) if known is None else known
         if schema_id not in versions:
             versions.append(schema_id)
         return self._version_json(subject, versions.index(schema_id) + 1)
@@ -115,6 +127,30 @@ class RegistryState:
         schema_id = self.subjects[subject][version - 1]
         out = {"subject": subject, "version": version, "id": schema_id}
         return out | self.schemas[schema_id].as_json()
+
+
+def incompatibility(new: StoredSchema, earlier: list[StoredSchema], level: str) -> str | None:
+    """Why ``new`` breaks ``level`` against the ``earlier`` versions (oldest first), or ``None``.
+    Only Avro schemas without references are checked (others pass, as with level NONE)."""
+    if level == "NONE" or not earlier or new.schema_type != "AVRO" or new.references:
+        return None
+    others = earlier if level.endswith("_TRANSITIVE") else earlier[-1:]
+    checker = ReaderWriterCompatibilityChecker()  # type: ignore[no-untyped-call]
+    for old in others:
+        if old.schema_type != "AVRO" or old.references:
+            continue
+        pairs = []
+        if level.startswith(("BACKWARD", "FULL")):
+            pairs.append((new, old))  # the new schema reads what the old one wrote
+        if level.startswith(("FORWARD", "FULL")):
+            pairs.append((old, new))
+        for reader, writer in pairs:
+            result = checker.get_compatibility(
+                reader=avro.schema.parse(reader.schema), writer=avro.schema.parse(writer.schema)
+            )
+            if result.compatibility is not SchemaCompatibilityType.compatible:
+                return "; ".join(result.messages) or "incompatible"
+    return None
 
 
 def _int(text: str, code: int, what: str) -> int:

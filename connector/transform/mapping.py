@@ -6,6 +6,8 @@ dead-lettered)."""
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeAlias
 
@@ -38,6 +40,9 @@ _CAPTURE_NEED = "capture needs ProspectID, EmailAddress or Phone (else LeadSquar
 _CREATE_NEEDS = ("FirstName", "LastName", "EmailAddress", "Phone")
 _CREATE_NEED = "create needs FirstName, LastName, EmailAddress or Phone"
 
+#: A ``$`` root as a path (a string starting with it) or in a template hole.
+_ROOT = re.compile(r'"\$|\{\s*\$')
+
 #: A per-record validity rule over the rendered lead attributes; raises MappingError.
 LeadCheck: TypeAlias = Callable[[list[dict[str, Any]]], None]
 
@@ -45,7 +50,16 @@ LeadCheck: TypeAlias = Callable[[list[dict[str, Any]]], None]
 class Mapper:
     """A compiled mapping for one route: :meth:`render` is the per-record hot path."""
 
-    __slots__ = ("_activity", "_check", "_lead", "_lead_id", "_operation", "_params", "_search")
+    __slots__ = (
+        "_activity",
+        "_check",
+        "_lead",
+        "_lead_id",
+        "_operation",
+        "_params",
+        "_search",
+        "row_only",
+    )
 
     def __init__(
         self,
@@ -57,7 +71,12 @@ class Mapper:
         params: tuple[tuple[str, str], ...] = (),
         lead_id: Resolve | None = None,
         activity: ActivityRenderer | None = None,
+        row_only: bool = False,
     ) -> None:
+        #: whether the lead and lead id come from the row alone (no ``$`` root, which may differ
+        #: between two changes of the same row): then the row's ``before`` maps to its previous
+        #: payload
+        self.row_only = row_only
         self._operation = operation
         self._lead = lead
         self._check = check
@@ -112,6 +131,7 @@ def compile_mapping(operation: Operation, spec: MappingSpec) -> Mapper:
         params=_params(operation, spec),
         lead_id=lead_id,
         activity=activity,
+        row_only=not _ROOT.search(json.dumps(spec.model_dump(include={"lead", "lead_id"}))),
     )
 
 

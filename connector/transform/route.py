@@ -3,7 +3,7 @@ dead letter (decode → unwrap → map, SPEC §4)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from connector.errors import FatalError, RecordError
@@ -13,6 +13,7 @@ from connector.transform.unwrap import unwrap
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from connector.lsq.coalesce import Coalesce
     from connector.records import Change, Mode, Operation, Payload, SourceRecord, Stage
 
 __all__ = ["Route"]
@@ -29,6 +30,12 @@ class Route:
     on_delete: Literal["skip", "dead_letter"]
     decode: Callable[[bytes], Any]
     render: Callable[[Change, SourceRecord], Payload]
+    bulk: tuple[int, int] | None = None  # fewest and most rows of its bulk calls (None: no bulk)
+    #: skip an update whose ``before`` maps to the same payload (SPEC §12): it changes nothing
+    skip_unchanged: bool = False
+    coalesce: Coalesce | None = None  # how waiting changes of one key share a call (None: never)
+    #: skip a record whose payload LeadSquared last accepted for its key (with a state topic)
+    remember: bool = False
 
     def prepare(self, record: SourceRecord) -> Payload | Skip | DeadLetter:
         """decode → unwrap → map: the call to make, a skip, or why the record is dead-lettered."""
@@ -51,9 +58,22 @@ class Route:
                 return Skip("delete")
             return DeadLetter("unwrap", "delete event (on_delete: dead_letter)", "DeleteEvent")
         try:
-            return self.render(change, record)
+            payload = self.render(change, record)
         except Exception as error:  # noqa: BLE001 - see _unprepared
             return _unprepared("map", error)
+        if self.skip_unchanged and self._unchanged(change, record, payload):
+            return Skip("no_change")
+        return payload
+
+    def _unchanged(self, change: Change, record: SourceRecord, payload: Payload) -> bool:
+        """Whether the row before an update maps to ``payload`` too (exact when the source sends
+        the whole row before, e.g. REPLICA IDENTITY FULL; a partial one maps differently)."""
+        if change.op != "u" or not change.before:
+            return False
+        try:
+            return self.render(replace(change, after=change.before, before=None), record) == payload
+        except Exception:  # noqa: BLE001 - a before that does not map is no previous state
+            return False
 
 
 def _unprepared(stage: Stage, error: Exception) -> DeadLetter:

@@ -46,7 +46,9 @@ def test_mixed_stream_end_to_end(
     scenario = build_scenario(leads=30, updates=20, activities=25, seed=11)
     with Simulator(_rejecting()) as sim:
         positions = produce(broker, registry, topics, scenario.events)
-        with SinkProcess(config(broker, registry, sim, topics), tmp_path) as sink:
+        data = config(broker, registry, sim, topics)
+        data["routes"][0]["coalesce"] = "off"  # a call per change (tests/e2e/test_bulk.py: on)
+        with SinkProcess(data, tmp_path) as sink:
             total = len(scenario.events)
             sink.wait_for(lambda: _outcomes(sink) == total, 120, f"{total} outcomes")
             assert sink.stop() == 0

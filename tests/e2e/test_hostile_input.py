@@ -293,6 +293,7 @@ def test_hostile_corpus_end_to_end(
         data = config(broker, registry, sim, topics)
         data["accounts"]["default"]["rate_limit"] = {"calls": 1000, "window_seconds": 1}
         data["routes"] = data["routes"][:1]
+        data["routes"][0]["coalesce"] = "off"  # each record's own payload, checked exactly
         with SinkProcess(data, tmp_path) as sink:
             total = len(corpus.events)
             sink.wait_for(lambda: _outcomes(sink) >= total, 90, f"{total} outcomes")

@@ -224,13 +224,15 @@ def test_demo_command_succeeds() -> None:
     )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     summary = json.loads(run.stdout.strip().splitlines()[-1])
+    # a call per accepted record and one for the record LeadSquared rejects, fewer when changes
+    # of a lead waiting together share one (coalesced); how many do depends on the timing
+    assert 100 <= summary.pop("api_calls") <= 121
     assert summary == {
         "consumed": 132,
         "accepted": 120,
         "dead_lettered": 6,
         "skipped": 6,
         "lost": 0,
-        "api_calls": 121,
         "throttled": 0,
     }
 

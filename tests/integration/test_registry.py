@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import io
 import json
 import struct
 from typing import TYPE_CHECKING, Any
 
+import fastavro
 import pytest
 from confluent_kafka import Producer
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient, SchemaRegistryError
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
+from connector.flow.codec import RESULT_SCHEMA
 from connector.testing.kafka import create_topics, read_topic, unique_name
 from connector.testing.registry import SchemaRegistryServer
 
@@ -170,3 +173,53 @@ def test_basic_auth_is_enforced_when_configured() -> None:
         config = {"url": server.url, "basic.auth.user.info": "reader:s3cret"}
         with SchemaRegistryClient(config) as authed:
             assert authed.register_schema(subject, schema) == 1
+
+
+def test_a_version_that_cannot_read_the_latest_is_refused(client: SchemaRegistryClient) -> None:
+    """BACKWARD (the default): a new required field without a default cannot read the data of
+    the latest version, so the registry refuses it (409), as Confluent's does; with the subject's
+    level NONE it is accepted."""
+    subject = unique_name("strict")
+    client.register_schema(subject, Schema(json.dumps(LEAD_V1), "AVRO"))
+    required = {**LEAD_V1, "fields": [*LEAD_V1["fields"], {"name": "city", "type": "string"}]}
+    with pytest.raises(SchemaRegistryError) as raised:
+        client.register_schema(subject, Schema(json.dumps(required), "AVRO"))
+    assert (raised.value.http_status_code, raised.value.error_code) == (409, 409)
+    assert "incompatible" in raised.value.error_message
+    client.set_compatibility(subject, "NONE")
+    client.register_schema(subject, Schema(json.dumps(required), "AVRO"))
+    assert client.get_versions(subject) == [1, 2]
+
+
+def test_the_results_schema_is_a_backward_compatible_version_of_the_previous_one(
+    client: SchemaRegistryClient,
+) -> None:
+    """The results schema before bulk calls and coalescing, then today's: the registry's BACKWARD
+    check accepts today's as version 2, and a record of the earlier version reads with today's
+    (the new fields take their defaults)."""
+    added = {"activity_id", "call_id", "batch_row", "coalesced"}
+    earlier = {
+        **RESULT_SCHEMA,
+        "fields": [f for f in RESULT_SCHEMA["fields"] if f["name"] not in added],
+    }
+    subject = unique_name("results") + "-value"
+    client.register_schema(subject, Schema(json.dumps(earlier), "AVRO"))
+    client.register_schema(subject, Schema(json.dumps(RESULT_SCHEMA), "AVRO"))
+    assert client.get_versions(subject) == [1, 2]
+    record = {
+        "status": "accepted", "operation": "capture", "route": "leads", "account": "main",
+        "request_id": "r", "lead_id": None, "source_topic": "t", "source_partition": 0,
+        "source_offset": 1, "source_timestamp": None, "submitted_at": 1, "attempts": 1,
+        "http_status": 200,
+    }  # fmt: skip
+    out = io.BytesIO()
+    fastavro.schemaless_writer(out, fastavro.parse_schema(earlier), record)
+    out.seek(0)
+    read = fastavro.schemaless_reader(
+        out, fastavro.parse_schema(earlier), fastavro.parse_schema(RESULT_SCHEMA)
+    )
+    assert isinstance(read, dict)
+    defaults = {"activity_id": None, "call_id": None, "batch_row": None, "coalesced": False}
+    assert {k: v for k, v in read.items() if k != "submitted_at"} == {
+        k: v for k, v in (record | defaults).items() if k != "submitted_at"
+    }  # submitted_at reads back as a datetime (timestamp-millis)

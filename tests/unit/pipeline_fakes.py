@@ -7,7 +7,8 @@ import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from connector.flow.accounts import MAIN, Account
+from connector.flow.accounts import BULK, MAIN, Account
+from connector.flow.bulk import BulkPlanner
 from connector.flow.gates import RateGate
 from connector.pipeline import Pipeline
 from connector.records import Answer, SourceRecord
@@ -18,9 +19,11 @@ from connector.transform.route import Route
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
+    from connector.flow.fingerprints import Memory
     from connector.flow.offsets import TopicPartitionKey
     from connector.flow.planner import Planner
     from connector.lsq.catalog import Request
+    from connector.lsq.coalesce import Coalesce
     from connector.records import Accepted, DeadLetter
 
 ACCEPTED = Answer(200, b'{"Status":"Request accepted.","RequestID":"req-1"}')
@@ -237,7 +240,12 @@ def record(
     return SourceRecord("leads", partition, offset, None if key is None else key.encode(), raw)
 
 
-def route() -> Route:
+def route(
+    bulk: tuple[int, int] | None = None,
+    coalesce: Coalesce | None = None,
+    *,
+    remember: bool = False,
+) -> Route:
     spec = MappingSpec.model_validate(
         {"search_by": "EmailAddress", "lead": {"EmailAddress": "email", "FirstName": "name"}}
     )
@@ -249,6 +257,9 @@ def route() -> Route:
         on_delete="skip",
         decode=json.loads,
         render=compile_mapping("capture", spec).render,
+        bulk=bulk,
+        coalesce=coalesce,
+        remember=remember,
     )
 
 
@@ -296,17 +307,21 @@ def harness(
     auto_ack: bool = True,
     recovered: dict[TopicPartitionKey, set[int]] | None = None,
     planner: Planner | None = None,
+    bulk: tuple[int, int, int] | None = None,  # min rows, max rows, bulk calls per window
+    coalesce: Coalesce | None = None,
+    memory: Memory | None = None,
 ) -> Harness:
+    """The loop over fakes; with ``bulk``, the route sends bulk calls (:class:`BulkPlanner`)."""
     clock, retry = Clock(), retry or RetrySettings()
-    account = Account(
-        "main",
-        {MAIN: RateGate(calls, window, margin=0.0)},
-        concurrency,
-        cooldown=window,
-        retry=retry,
-        budget=(calls, window),
+    gates, limits = {MAIN: RateGate(calls, window, margin=0.0)}, {MAIN: (calls, window)}
+    if bulk is not None:
+        gates[BULK], limits[BULK] = RateGate(bulk[2], window, margin=0.0), (bulk[2], window)
+    account = Account("main", gates, concurrency, cooldown=window, retry=retry, limits=limits)
+    the_route = route(
+        bulk=None if bulk is None else bulk[:2], coalesce=coalesce, remember=memory is not None
     )
-    the_route = route()
+    if bulk is not None and planner is None:
+        planner = BulkPlanner(lambda topic: the_route if topic == "leads" else None)
     output, fake_calls, fake_input = FakeOutput(auto_ack), FakeCalls(clock), FakeInput()
     pipeline = Pipeline(
         routes=lambda topic: the_route if topic == "leads" else None,
@@ -317,6 +332,7 @@ def harness(
         retry=retry,
         flow=flow or FlowSettings(commit_interval_seconds=0.001),
         planner=planner,
+        memory=memory,
         clock=clock,
         wall=lambda: 1_700_000_000.0,
         draw=lambda: 0.5,

@@ -42,6 +42,9 @@ class PairPlanner:
             account.name, MAIN, request, tuple(members), lambda a: self._interpret(a, count)
         )
 
+    def wait(self, account: Account, lanes: Lanes, now: float) -> float:  # noqa: ARG002
+        return account.wait(MAIN, now)
+
 
 def emails(h: Harness, call: int) -> list[str]:
     """The EmailAddress of each row of the ``call``-th call sent."""

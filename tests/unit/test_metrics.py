@@ -28,6 +28,7 @@ def _scrape(snap: Snapshot) -> dict[tuple[str, frozenset[tuple[str, str]]], floa
 def test_snapshot_counts_become_counters_and_gauges() -> None:
     """Records by outcome, calls, retries, throttles, work in flight, lag and readiness."""
     tally = Tally(12, 9, 2, 1, 0, api_calls=14, throttled=2, retried=3, ambiguous=1)
+    tally.bulk_calls, tally.coalesced, tally.no_change = 4, 6, 1
     snap = Snapshot(
         tally=tally,
         in_flight_records=5,
@@ -47,6 +48,9 @@ def test_snapshot_counts_become_counters_and_gauges() -> None:
         1,
     )
     assert m["lsq_sink_throttled_total", none] == 2
+    assert m["lsq_sink_bulk_calls_total", none] == 4
+    assert m["lsq_sink_records_coalesced_total", none] == 6
+    assert m["lsq_sink_records_unchanged_total", none] == 1
     assert (m["lsq_sink_in_flight_records", none], m["lsq_sink_in_flight_bytes", none]) == (5, 2048)
     assert (m["lsq_sink_consumer_lag", none], m["lsq_sink_input_paused", none]) == (40, 1)
     assert m["lsq_sink_ready", none] == 1
@@ -64,6 +68,9 @@ def test_accounts_are_labelled_series() -> None:
     assert m["lsq_sink_answers_total", main | {("answer", "accepted")}] == 20
     assert m["lsq_sink_answers_total", main | {("answer", "throttled")}] == 1
     assert m["lsq_sink_ready", frozenset()] == 0  # the default snapshot is "starting"
+    assert ("lsq_sink_bulk_budget_calls", main) not in m  # no bulk route, no bulk budget
+    bulk = AccountView("main", 12, 5.0, 7, 3, True, {}, bulk_calls=1)
+    assert _scrape(Snapshot(accounts=(bulk,)))["lsq_sink_bulk_budget_calls", main] == 1
 
 
 def test_latency_buckets_become_cumulative_histograms() -> None:

@@ -1,6 +1,6 @@
 """[I/O] The aiohttp application. Every API call is logged on arrival, then goes
 faults → auth → limit → validate → handle; ``/_sim/*`` (control.py) is never faulted, limited
-or logged."""
+or logged. Bulk calls draw on the account's bulk budget only; the others on its main budget."""
 
 from __future__ import annotations
 
@@ -11,13 +11,18 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from connector.testing.sim import answers
+from connector.testing.sim import answers, bulk
 from connector.testing.sim.answers import Answer, AnswerClass
-from connector.testing.sim.bodies import BodyError, parse_submission
+from connector.testing.sim.bodies import (
+    BodyError,
+    parse_bulk_activities,
+    parse_bulk_leads,
+    parse_submission,
+)
 from connector.testing.sim.control import add_control_routes
 from connector.testing.sim.faults import outage_plan
 from connector.testing.sim.ops import execute
-from connector.testing.sim.records import MXError
+from connector.testing.sim.records import MXError, Operation
 from connector.testing.sim.routes import ROUTES, Kind, Route, status_body
 from connector.testing.sim.state import SIM, AccountState, SimState
 from connector.testing.sim.tasks import BACKGROUND, Background, background_context
@@ -29,6 +34,7 @@ if TYPE_CHECKING:
     from connector.testing.sim.config import SimConfig
     from connector.testing.sim.faults import FaultPlan
     from connector.testing.sim.records import Submission
+    from connector.testing.sim.state import Budget
 
 __all__ = ["build_app"]
 
@@ -93,8 +99,9 @@ async def handle_api(request: web.Request) -> web.StreamResponse:
 
 async def _answer(state: SimState, call: Call) -> Answer:
     route = ROUTES.get(call.path)
-    if route is not None and call.account is not None and _limited(route, call.account):
-        call.account.window.add(call.arrived)
+    counted = None if route is None or call.account is None else _budget(route, call.account)
+    if counted is not None:
+        counted.count(call.arrived)
     plan = _fault_plan(state, call)
     if plan.delay_s:
         await asyncio.sleep(plan.delay_s)
@@ -107,13 +114,21 @@ async def _answer(state: SimState, call: Call) -> Answer:
     account = _authenticate(state, route, call)
     if isinstance(account, Answer):
         return account
-    if _limited(route, account) and not account.limiter.admit(state.clock()):
-        return answers.throttled(account.limit)
+    budget = _budget(route, account)
+    if budget is not None and not budget.limiter.admit(state.clock()):
+        budget.throttled += 1
+        return answers.throttled(budget.limit)
+    if route.kind is Kind.BULK:
+        return _bulk(route, account, call)
     return _handle(state, route, account, call)
 
 
-def _limited(route: Route, account: AccountState) -> bool:
-    return account.counts_against_limit(route.kind in (Kind.STATUS, Kind.METRICS))
+def _budget(route: Route, account: AccountState) -> Budget | None:
+    """The budget a call to ``route`` draws on, if any."""
+    if route.kind is Kind.BULK:
+        return account.bulk
+    limited = account.counts_against_limit(route.kind in (Kind.STATUS, Kind.METRICS))
+    return account.main if limited else None
 
 
 def _fault_plan(state: SimState, call: Call) -> FaultPlan:
@@ -127,7 +142,7 @@ def _authenticate(state: SimState, route: Route, call: Call) -> AccountState | A
     """Sync: accessKey/secretKey in the query or x-LSQ-* headers. Async: x-api-key, and for
     submissions also accessKey/secretKey in the query."""
     query, headers = call.query, call.headers
-    if route.kind is Kind.SYNC:
+    if route.kind in (Kind.SYNC, Kind.BULK):
         access = query.get("accesskey") or headers.get("x-lsq-accesskey")
         secret = query.get("secretkey") or headers.get("x-lsq-secretkey")
         found = state.by_access_key(access)
@@ -161,6 +176,20 @@ def _handle(state: SimState, route: Route, account: AccountState, call: Call) ->
     except MXError as exc:
         return answers.mx_error(exc, state.config.error_style)
     return _enqueue(state, account, submission, call)
+
+
+def _bulk(route: Route, account: AccountState, call: Call) -> Answer:
+    """A bulk call: HTTP 400 (nothing applied) for a bad call, else 200 with one result per row
+    (row errors are inside the 200, so the error style does not apply)."""
+    content_type = call.headers.get("content-type")
+    try:
+        if route.operation is Operation.BULK_CREATE_OR_UPDATE:
+            rows = parse_bulk_leads(content_type, call.raw)
+            return answers.success(bulk.create_or_update(account.store, rows))
+        search_by, items = parse_bulk_activities(content_type, call.raw, call.query)
+        return answers.success(bulk.add_activities(account.store, search_by, items))
+    except BodyError as exc:
+        return answers.bad_request(exc.message)
 
 
 def _enqueue(state: SimState, account: AccountState, submission: Submission, call: Call) -> Answer:

@@ -1,7 +1,7 @@
 """[pure] Request validation: content type, JSON, the documented body shapes (strict: values are
 strings, ActivityEvent an integer, date-times ``YYYY-MM-DD HH:MM:SS``) and query parameters, into
-a ``Submission``. Problems raise ``BodyError`` (HTTP 400) naming the path, e.g.
-``LeadDetails[2].Value: expected a string``. Unknown extra keys are allowed."""
+a ``Submission`` (or the rows of a bulk call). Problems raise ``BodyError`` (HTTP 400) naming the
+path, e.g. ``LeadDetails[2].Value: expected a string``. Unknown extra keys are allowed."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from pydantic_core import PydanticCustomError
 
 from connector.testing.sim.records import (
     ActivityInput,
+    BulkActivity,
     LeadField,
     MXError,
     Operation,
@@ -26,7 +27,17 @@ from connector.testing.sim.records import (
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-__all__ = ["BodyError", "parse_submission"]
+__all__ = [
+    "MAX_BULK_ROWS",
+    "BodyError",
+    "is_activity_datetime",
+    "parse_bulk_activities",
+    "parse_bulk_leads",
+    "parse_submission",
+]
+
+#: Rows per bulk call (Lead/Bulk/CreateOrUpdate and Bulk/CustomActivity/Add/*).
+MAX_BULK_ROWS = 25
 
 _T = TypeVar("_T")
 _DATETIME = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}")
@@ -87,24 +98,35 @@ class _ActivityField(_Shape):
         return self
 
 
-class _Activity(_Shape):
+def is_activity_datetime(value: str) -> bool:
+    """Whether ``value`` is a valid ``YYYY-MM-DD HH:MM:SS`` date-time."""
+    try:
+        datetime.strptime(value, "%Y-%m-%d %H:%M:%S")
+    except ValueError:
+        return False
+    return _DATETIME.fullmatch(value) is not None
+
+
+class _ActivityBody(_Shape):
     ActivityEvent: int
     ActivityNote: str | None = None
     ActivityDateTime: str | None = None
     Fields: list[_ActivityField] | None = None
 
+
+class _Activity(_ActivityBody):
     @field_validator("ActivityDateTime")
     @classmethod
     def _utc_datetime(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        try:
-            if not _DATETIME.fullmatch(value):
-                raise ValueError(value)
-            datetime.strptime(value, "%Y-%m-%d %H:%M:%S")
-        except ValueError:
-            raise PydanticCustomError("datetime", "expected 'YYYY-MM-DD HH:MM:SS'") from None
+        if value is not None and not is_activity_datetime(value):
+            raise PydanticCustomError("datetime", "expected 'YYYY-MM-DD HH:MM:SS'")
         return value
+
+
+class _BulkActivity(_ActivityBody):
+    """An item of Bulk/CustomActivity/Add/ByLeadField; its date is checked per row."""
+
+    SearchByValue: str
 
 
 class _ActivityCreate(_Activity):
@@ -119,6 +141,8 @@ class _LeadAndActivity(_Shape):
 _LEADS = TypeAdapter(list[_LeadEntry])
 _ACTIVITY = TypeAdapter(_ActivityCreate)
 _LEAD_AND_ACTIVITY = TypeAdapter(_LeadAndActivity)
+_BULK_LEADS = TypeAdapter(list[list[_LeadEntry]])
+_BULK_ACTIVITIES = TypeAdapter(list[_BulkActivity])
 
 
 def parse_submission(
@@ -127,14 +151,7 @@ def parse_submission(
     """Validate a submission; ``content_type`` is the header as sent, ``query`` has lower-cased
     parameter names (they are case-insensitive). Raises BodyError, or MXError for a missing
     ``leadId``."""
-    mime = (content_type or "").split(";", 1)[0].strip().lower()
-    if mime != "application/json":
-        raise BodyError(f"Content-Type must be application/json, not {content_type!r}")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise BodyError("body is not valid UTF-8") from None
-    data = _json(text)
+    data = _load(content_type, raw)
     behavior = _behavior(query.get("leadupdatebehavior"))
     _check_post_updated_lead(query.get("postupdatedlead"))
     if operation in (Operation.ACTIVITY_CREATE, Operation.CREATE_CUSTOM):
@@ -145,6 +162,45 @@ def parse_submission(
             "MXMandatoryAttributeMissingException", "'leadId' is mandatory for updating lead"
         )
     return Submission(operation, leads=leads, lead_id=query.get("leadid"), behavior=behavior)
+
+
+def parse_bulk_leads(content_type: str | None, raw: bytes) -> tuple[tuple[LeadField, ...], ...]:
+    """Validate a Lead/Bulk/CreateOrUpdate body: 1..25 rows, each a Lead.Capture body."""
+    rows = _validate(_BULK_LEADS, _rows(_load(content_type, raw), "leads"))
+    return tuple(tuple(_lead_field(e) for e in row) for row in rows)
+
+
+def parse_bulk_activities(
+    content_type: str | None, raw: bytes, query: Mapping[str, str]
+) -> tuple[str, tuple[BulkActivity, ...]]:
+    """Validate a Bulk/CustomActivity/Add/ByLeadField call: the ``searchBy`` field name (not
+    yet checked against the store) and 1..25 items, each CreateCustom's ``Activity`` plus
+    ``SearchByValue``."""
+    search_by = query.get("searchby")
+    if not search_by:
+        raise BodyError("the searchBy query parameter is required")
+    items = _validate(_BULK_ACTIVITIES, _rows(_load(content_type, raw), "activities"))
+    return search_by, tuple(BulkActivity(i.SearchByValue, _activity(i, None)) for i in items)
+
+
+def _rows(data: Any, noun: str) -> Any:
+    """``data``, unless it is an array of the wrong length (other shapes fail validation)."""
+    if isinstance(data, list) and not data:
+        raise BodyError(f"no {noun}: send 1 to {MAX_BULK_ROWS} per call")
+    if isinstance(data, list) and len(data) > MAX_BULK_ROWS:
+        raise BodyError(f"at most {MAX_BULK_ROWS} {noun} per call, got {len(data)}")
+    return data
+
+
+def _load(content_type: str | None, raw: bytes) -> Any:
+    mime = (content_type or "").split(";", 1)[0].strip().lower()
+    if mime != "application/json":
+        raise BodyError(f"Content-Type must be application/json, not {content_type!r}")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BodyError("body is not valid UTF-8") from None
+    return _json(text)
 
 
 def _activity_submission(operation: Operation, data: Any) -> Submission:
@@ -202,7 +258,7 @@ def _lead_field(entry: _LeadEntry) -> LeadField:
     return LeadField(entry.Attribute, entry.Value, inner)
 
 
-def _activity(activity: _Activity, related: str | None) -> ActivityInput:
+def _activity(activity: _ActivityBody, related: str | None) -> ActivityInput:
     fields = tuple(
         LeadField(
             f.SchemaName or f.Attribute or "",

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from connector.testing.sim.records import Lead
     from connector.testing.sim.store import LeadStore
 
-__all__ = ["capture", "match"]
+__all__ = ["capture", "match", "upsert"]
 
 
 def match(store: LeadStore, entries: tuple[LeadField, ...]) -> Lead | None:
@@ -48,22 +48,29 @@ def capture(
     store: LeadStore, entries: tuple[LeadField, ...], behavior: UpdateBehavior | None
 ) -> dict[str, JsonValue]:
     """Lead.Capture: ``{"Id": capture activity id, "RelatedId": lead id, "IsCreated": bool}``."""
-    store.check_attributes(entries)
-    lead = match(store, entries)
-    fields = storable(entries)
-    created = lead is None
     try:
-        if lead is None:
-            prospect_id = field_value(entries, "ProspectID")
-            visitor = prospect_id if prospect_id in store.visitors else None
-            lead = store.insert(fields, visitor)
-        else:
-            store.write(lead, _update_fields(store, lead, fields, behavior))
+        lead, created = upsert(store, entries, behavior)
     except DuplicateEntryError as exc:
         store.post_capture(exc.existing_lead_id)
         raise
     activity = store.post_capture(lead.id)
     return {"Id": activity.id, "RelatedId": lead.id, "IsCreated": created}
+
+
+def upsert(
+    store: LeadStore, entries: tuple[LeadField, ...], behavior: UpdateBehavior | None
+) -> tuple[Lead, bool]:
+    """Lead.Capture's matching and writing without its "Lead Capture" activity: the lead and
+    whether it was created. An MXError leaves the store unchanged."""
+    store.check_attributes(entries)
+    lead = match(store, entries)
+    fields = storable(entries)
+    if lead is not None:
+        store.write(lead, _update_fields(store, lead, fields, behavior))
+        return lead, False
+    prospect_id = field_value(entries, "ProspectID")
+    visitor = prospect_id if prospect_id in store.visitors else None
+    return store.insert(fields, visitor), True
 
 
 def _update_fields(

@@ -156,6 +156,12 @@ def _add_behaviour(parser: argparse.ArgumentParser) -> None:
     add("--api-key-status", type=int, choices=(401, 403), help="missing/wrong x-api-key (403)")
     add("--error-style", choices=("http500", "http200"), help="HTTP status of MX errors (http500)")
     add("--rate-limit", type=_rate_limit, metavar="N/W|off", help="N calls per W s (25/5)")
+    add(
+        "--bulk-rate-limit",
+        type=_rate_limit,
+        metavar="N/W|off",
+        help="the bulk endpoints' own budget, N calls per W s (1/5); mode and style as above",
+    )
     add("--rate-limit-mode", choices=("sliding", "fixed", "bucket"), help="algorithm (sliding)")
     add(
         "--throttle-style",
@@ -215,8 +221,9 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
     for dest, path in _PATHS.items():
         if dest in given:
             _set(data, path, given[dest])
-    if "rate_limit" in given:
-        data["rate_limit"] = {**data.get("rate_limit", {}), **given["rate_limit"]}
+    for budget in ("rate_limit", "bulk_rate_limit"):
+        if budget in given:
+            data[budget] = {**data.get(budget, {}), **given[budget]}
     data.setdefault("faults", {})
     data["faults"]["rules"] = [*data["faults"].get("rules", ()), *given.get("fault", ())]
     data["outages"] = [*data.get("outages", ()), *given.get("outage", ())]

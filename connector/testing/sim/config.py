@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator
 
 __all__ = [
     "DEFAULT_ACCOUNT",
+    "DEFAULT_BULK_LIMIT",
     "Account",
     "FaultRule",
     "Faults",
@@ -50,14 +51,19 @@ class RateLimit(_Model):
     limit_status_calls: bool = False
 
 
+#: LeadSquared's smallest documented bulk budget: 1 call in 5 s (reference §4.1).
+DEFAULT_BULK_LIMIT = RateLimit(calls=1, window_s=5.0)
+
+
 class Account(_Model):
-    """One LeadSquared tenant: key pair, async-gateway key and (optionally) its own limit."""
+    """One LeadSquared tenant: key pair, async-gateway key and (optionally) its own limits."""
 
     name: str = ""  # filled in by SimConfig: account1, account2, ...
     access_key: str = Field(min_length=1)
     secret_key: str = Field(min_length=1)
     api_key: str = Field(min_length=1)
     rate_limit: RateLimit | None = None
+    bulk_rate_limit: RateLimit | None = None
 
 
 DEFAULT_ACCOUNT = Account(
@@ -126,6 +132,11 @@ class SimConfig(_Model):
     api_key_status: Literal[401, 403] = 403
     error_style: ErrorStyle = "http500"
     rate_limit: RateLimit = RateLimit()
+    bulk_rate_limit: RateLimit = Field(
+        DEFAULT_BULK_LIMIT,
+        description="the bulk endpoints' own budget: only calls, window_s and enabled are read; "
+        "mode, style and retry_after_s follow the account's rate_limit",
+    )
     processing: Processing = Processing()
     store: StoreRules = StoreRules()
     faults: Faults = Faults()
@@ -150,6 +161,14 @@ class SimConfig(_Model):
     def account_limit(self, account: Account) -> RateLimit:
         """The rate limit that applies to ``account``."""
         return account.rate_limit or self.rate_limit
+
+    def account_bulk_limit(self, account: Account) -> RateLimit:
+        """The bulk endpoints' budget for ``account``: its (or the default) ``bulk_rate_limit``
+        counted with the algorithm and answered in the style of its main rate limit."""
+        main = self.account_limit(account)
+        bulk = account.bulk_rate_limit or self.bulk_rate_limit
+        how = {"mode": main.mode, "style": main.style, "retry_after_s": main.retry_after_s}
+        return bulk.model_copy(update=how)
 
 
 def read_config_data(path: str | Path) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """[I/O] The ``/_sim`` endpoints: inspection (requests, store, stats, config) and control (faults,
-outages, key rotation, visitors, reset, waiting for the work queue). No auth, never limited,
-never faulted, never logged."""
+outages, key rotation, visitors, leads seeded into a store, reset, waiting for the work queue).
+No auth, never limited, never faulted, never logged."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ from itertools import islice
 from typing import TYPE_CHECKING, TypeVar
 
 from aiohttp import web
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from connector.testing.sim.config import Faults
+from connector.testing.sim.records import LeadField, MXError
 from connector.testing.sim.state import SIM
 from connector.testing.sim.tasks import BACKGROUND
 from connector.testing.sim.views import (
@@ -35,6 +36,8 @@ if TYPE_CHECKING:
 __all__ = ["add_control_routes"]
 
 _M = TypeVar("_M", bound=BaseModel)
+#: ``POST /_sim/accounts/{name}/leads``: lead fields by attribute name, one mapping per lead.
+_NEW_LEADS = TypeAdapter(list[dict[str, str]])
 
 
 def add_control_routes(app: web.Application) -> None:
@@ -51,6 +54,7 @@ def add_control_routes(app: web.Application) -> None:
     router.add_post("/_sim/outages", _outage)
     router.add_post("/_sim/accounts/{name}/keys", _rotate)
     router.add_post("/_sim/accounts/{name}/visitors", _visitors)
+    router.add_post("/_sim/accounts/{name}/leads", _add_leads)
     router.add_post("/_sim/reset", _reset)
     router.add_post("/_sim/queue/wait", _wait)
     router.add_route("*", "/_sim/{tail:.*}", _unknown)
@@ -154,9 +158,14 @@ def _account_stats(account: AccountState) -> AccountStats:
     return AccountStats(
         calls=account.calls,
         answers=dict(account.answers),
-        max_calls_in_window=account.window.peak,
+        max_calls_in_window=account.main.window.peak,
         window_s=account.limit.window_s,
         limit=account.limit.calls if account.limit.enabled else None,
+        bulk_calls=account.bulk.calls,
+        bulk_throttled=account.bulk.throttled,
+        max_bulk_calls_in_window=account.bulk.window.peak,
+        bulk_window_s=account.bulk_limit.window_s,
+        bulk_limit=account.bulk_limit.calls if account.bulk_limit.enabled else None,
         queue=QueueStats(
             pending=queue.pending,
             succeeded=queue.succeeded,
@@ -218,6 +227,26 @@ async def _visitors(request: web.Request) -> web.Response:
     visitors = await _body(request, Visitors)
     account.store.visitors.update(visitors.ids)
     return web.json_response({"visitors": len(account.store.visitors)})
+
+
+async def _add_leads(request: web.Request) -> web.Response:
+    """Create leads in the account's store as Lead.Create does (unique fields checked and
+    indexed), in order: ``{"leads": [lead id, ...]}``. The first lead that fails stops it with a
+    400 naming it; the leads before it stay."""
+    account = _account(request.app[SIM], request.match_info["name"])
+    try:
+        leads = _NEW_LEADS.validate_json(await request.read())
+    except ValidationError as exc:
+        raise _error(400, str(exc)) from None
+    ids: list[str] = []
+    for number, lead in enumerate(leads):
+        entries = tuple(LeadField(name, value) for name, value in lead.items())
+        try:
+            ids.append(str(account.store.create(entries)["Id"]))
+        except MXError as exc:
+            message = f"leads[{number}]: {exc.type}: {exc.message} ({number} created before it)"
+            raise _error(400, message) from None
+    return web.json_response({"leads": ids})
 
 
 async def _reset(request: web.Request) -> web.Response:

@@ -14,6 +14,7 @@ __all__ = [
     "TASK_TYPES",
     "Activity",
     "ActivityInput",
+    "BulkActivity",
     "DuplicateEntryError",
     "Lead",
     "LeadField",
@@ -46,13 +47,15 @@ class DuplicateEntryError(MXError):
 
 
 class Operation(StrEnum):
-    """The five operations the simulator applies (sync endpoints; async ones are queued)."""
+    """The operations the simulator applies (sync endpoints; async ones are queued)."""
 
     CAPTURE = "capture"
     CREATE = "create"
     UPDATE = "update"
     ACTIVITY_CREATE = "activity_create"
     CREATE_CUSTOM = "create_custom"
+    BULK_CREATE_OR_UPDATE = "bulk_create_or_update"  # sync only, never a Submission (bulk.py)
+    BULK_ACTIVITY_BY_FIELD = "bulk_activity_by_field"
 
 
 #: TaskStatus.TaskType of the async operations (reference/leadsquared-api.md §1.5).
@@ -90,6 +93,15 @@ class ActivityInput:
     when: str | None = None
     fields: tuple[LeadField, ...] = ()  # SchemaName entries, or CFS entries with inner fields
     related_lead_id: str | None = None  # ProspectActivity.svc/Create's RelatedProspectId
+
+
+@dataclass(frozen=True, slots=True)
+class BulkActivity:
+    """One item of a bulk-activities-by-lead-field body: the lead's ``searchBy`` value and the
+    activity (``when`` not yet checked: a bad date fails only its row)."""
+
+    search_value: str
+    activity: ActivityInput
 
 
 @dataclass(frozen=True, slots=True)

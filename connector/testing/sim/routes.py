@@ -23,6 +23,7 @@ class Kind(StrEnum):
 
     SUBMIT = "submit"  # async host: queue the request
     SYNC = "sync"  # regular API host: apply at once
+    BULK = "bulk"  # regular API host, bulk endpoints: apply at once, own rate budget
     STATUS = "status"
     METRICS = "metrics"
 
@@ -58,6 +59,12 @@ ROUTES: dict[str, Route] = {
     "/v2/LeadManagement.svc/Lead.Update": Route(Kind.SYNC, "POST", Operation.UPDATE),
     "/v2/ProspectActivity.svc/Create": Route(Kind.SYNC, "POST", Operation.ACTIVITY_CREATE),
     "/v2/ProspectActivity.svc/CreateCustom": Route(Kind.SYNC, "POST", Operation.CREATE_CUSTOM),
+    "/v2/LeadManagement.svc/Lead/Bulk/CreateOrUpdate": Route(
+        Kind.BULK, "POST", Operation.BULK_CREATE_OR_UPDATE
+    ),
+    "/v2/ProspectActivity.svc/Bulk/CustomActivity/Add/ByLeadField": Route(
+        Kind.BULK, "POST", Operation.BULK_ACTIVITY_BY_FIELD
+    ),
 }
 
 

@@ -1,5 +1,5 @@
-"""All mutable simulator state, owned by the server's event loop: accounts (keys, limiter, store,
-work queue, counters), fault settings, outage windows and the request log."""
+"""All mutable simulator state, owned by the server's event loop: accounts (keys, rate budgets,
+store, work queue, counters), fault settings, outage windows and the request log."""
 
 from __future__ import annotations
 
@@ -25,8 +25,9 @@ if TYPE_CHECKING:
 
     from connector.testing.sim.answers import Answer, AnswerClass
     from connector.testing.sim.config import Account, RateLimit, SimConfig
+    from connector.testing.sim.limiter import Limiter
 
-__all__ = ["SIM", "AccountState", "LogEntry", "SimState"]
+__all__ = ["SIM", "AccountState", "Budget", "LogEntry", "SimState"]
 
 _LOGGED_HEADERS = ("content-type", "x-api-key", "x-lsq-accesskey", "x-lsq-secretkey")
 
@@ -50,11 +51,34 @@ class LogEntry:
     response: bytes | None = None  # the JSON sent (kept serialized: smaller than the objects)
 
 
-class AccountState:
-    """One account: current keys, rate limit, store, work queue and counters."""
+@dataclass(slots=True)
+class Budget:
+    """One rate budget of an account: its limit, limiter and counters."""
 
-    def __init__(self, account: Account, limit: RateLimit, config: SimConfig, ids: Random) -> None:
-        self.account, self.limit = account, limit
+    limit: RateLimit
+    limiter: Limiter
+    window: WindowCounter  # the busiest window over every call counted against the budget
+    calls: int = 0  # calls counted (throttled, faulted and unauthorised ones included)
+    throttled: int = 0
+
+    @classmethod
+    def fresh(cls, limit: RateLimit) -> Budget:
+        """A budget with nothing used."""
+        return cls(limit, make_limiter(limit), WindowCounter(limit.window_s))
+
+    def count(self, now: float) -> None:
+        """Record a call that the budget applies to, arriving at ``now``."""
+        self.calls += 1
+        self.window.add(now)
+
+
+class AccountState:
+    """One account: current keys, rate budgets (main and bulk), store, work queue, counters."""
+
+    def __init__(self, account: Account, config: SimConfig, ids: Random) -> None:
+        self.account = account
+        self.limit = config.account_limit(account)
+        self.bulk_limit = config.account_bulk_limit(account)
         self.store = LeadStore(config.store, lambda: _uuid4(ids), _utc_now)
         scale = config.processing.retry_schedule_scale
         delays = [d * scale for d in RETRY_SCHEDULE_S]
@@ -66,13 +90,13 @@ class AccountState:
         """Empty the store and queue; restart the limiter and counters."""
         self.store.clear()
         self.queue.clear()
-        self.limiter = make_limiter(self.limit)
-        self.window = WindowCounter(self.limit.window_s)
+        self.main = Budget.fresh(self.limit)
+        self.bulk = Budget.fresh(self.bulk_limit)
         self.calls = 0
         self.answers: Counter[AnswerClass] = Counter()
 
     def counts_against_limit(self, status_or_metrics: bool) -> bool:
-        """Whether a call of this kind counts against the budget."""
+        """Whether a (non-bulk) call of this kind counts against the main budget."""
         return not status_or_metrics or self.limit.limit_status_calls
 
 
@@ -90,10 +114,7 @@ class SimState:
         self.fault_rng = _random(seed, 0)
         self.work_rng = _random(seed, 1)
         self.id_rng = _random(seed, 2)
-        self.accounts = {
-            a.name: AccountState(a, config.account_limit(a), config, self.id_rng)
-            for a in config.accounts
-        }
+        self.accounts = {a.name: AccountState(a, config, self.id_rng) for a in config.accounts}
         self.faults = FaultState(config.faults)
         self.outages = Outages()
         self.started = clock()

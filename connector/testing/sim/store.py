@@ -89,6 +89,11 @@ class LeadStore:
         """Whether the tenant marks ``attribute`` unique."""
         return attribute in self._unique
 
+    def searchable(self, attribute: str) -> bool:
+        """Whether leads can be looked up by ``attribute`` (a unique field, EmailAddress or
+        Phone): what SearchBy may name, besides ProspectID."""
+        return attribute in self._indexed
+
     def find(self, attribute: str, value: str) -> Lead | None:
         """The lead whose ``attribute`` equals ``value`` (ProspectID or a unique/indexed field)."""
         if attribute.lower() == PROSPECT_ID:

@@ -124,6 +124,13 @@ class AccountStats(_View):
     window_s: float
     limit: int | None  # None when the limit is off
     queue: QueueStats
+    # The bulk endpoints' own budget (bulk calls never count in the figures above, but they
+    # are in ``calls`` and ``answers``):
+    bulk_calls: int  # bulk calls, throttled, faulted and unauthorised ones included
+    bulk_throttled: int
+    max_bulk_calls_in_window: int  # over every bulk call, like max_calls_in_window
+    bulk_window_s: float
+    bulk_limit: int | None  # None when the bulk limit is off
 
 
 class Stats(_View):

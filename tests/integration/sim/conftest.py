@@ -13,9 +13,10 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
 
-#: Test defaults: a generous limit (rate-limit tests set their own) and fast processing.
+#: Test defaults: generous limits (rate-limit tests set their own) and fast processing.
 BASE = SimConfig(
     rate_limit=RateLimit(calls=1000, window_s=1.0),
+    bulk_rate_limit=RateLimit(calls=1000, window_s=1.0),
     processing=Processing(rate=1000.0),
     seed=1,
 )

@@ -51,6 +51,17 @@ CREATE_CUSTOM_BODY: dict[str, Any] = {
 }
 
 
+#: The bulk endpoints (reference/leadsquared-api.md §2.8).
+BULK_LEADS = "/v2/LeadManagement.svc/Lead/Bulk/CreateOrUpdate"
+BULK_ACTIVITIES = "/v2/ProspectActivity.svc/Bulk/CustomActivity/Add/ByLeadField"
+
+
+def lead_row(email: str, **more: str) -> list[dict[str, str]]:
+    """One Attribute/Value row (a Lead.Capture body) with EmailAddress and ``more`` fields."""
+    fields = {"EmailAddress": email, **more}
+    return [{"Attribute": name, "Value": value} for name, value in fields.items()]
+
+
 def activity_body(lead_id: str, event: int = 201) -> dict[str, Any]:
     """A ProspectActivity.svc/Create body."""
     return {

@@ -10,13 +10,15 @@ import httpx
 import pytest
 
 from connector.testing.sim import SimConfig, SimProcess
-from tests.integration.sim.lsq import CAPTURE_BODY, Api
+from tests.integration.sim.lsq import BULK_LEADS, CAPTURE_BODY, Api, lead_row
 
 
 def test_lsq_sim_process_accepts_limits_and_processes() -> None:
     """A correct async call gets a RequestID, a missing x-api-key is rejected, the 26th call in
-    5 s is throttled (--rate-limit 25/5), the Status API reports Success, and SIGTERM exits 0."""
-    with SimProcess(SimConfig(seed=5), args=["--rate-limit", "25/5"]) as sim:
+    5 s is throttled (--rate-limit 25/5) and the third bulk call too (--bulk-rate-limit 2/5),
+    the Status API reports Success, and SIGTERM exits 0."""
+    args = ["--rate-limit", "25/5", "--bulk-rate-limit", "2/5"]
+    with SimProcess(SimConfig(seed=5), args=args) as sim:
         assert sim.url.startswith("http://127.0.0.1:")
         api = Api(sim.url, sim.client.account())
         try:
@@ -25,6 +27,8 @@ def test_lsq_sim_process_accepts_limits_and_processes() -> None:
             assert (rejected.status_code, rejected.json()) == (403, {"message": "Forbidden"})
             codes = [api.submit("/lead/capture", CAPTURE_BODY).status_code for _ in range(25)]
             assert codes == [200] * 24 + [429]
+            bulk = [api.sync(BULK_LEADS, [lead_row(f"{i}@x.io")]).status_code for i in range(3)]
+            assert bulk == [200, 200, 429]
             sim.client.wait_idle()
             status = api.get("/lead/status", {"RequestID": request_id}).json()
             assert status["TaskStatus"]["Status"] == "Success"

@@ -94,6 +94,38 @@ def test_rate_limit_off_disables_the_limit() -> None:
     assert _config("--rate-limit", "off").rate_limit.enabled is False
 
 
+def test_bulk_budget_defaults_to_1_in_5_s_counted_and_answered_as_the_main_one() -> None:
+    """The bulk budget is 1 call in 5 s by default; mode, throttle style and Retry-After follow
+    the main rate limit, and the throttle message names the bulk N."""
+    config = _config(
+        "--throttle-style", "body200", "--rate-limit-mode", "fixed", "--retry-after", "2"
+    )
+    bulk = config.account_bulk_limit(config.accounts[0])
+    assert bulk == RateLimit(calls=1, window_s=5.0, mode="fixed", style="body200", retry_after_s=2)
+    answer = throttled(bulk)
+    assert (answer.status, answer.body, answer.headers) == (
+        200,
+        {
+            "Status": "Error",
+            "ExceptionType": "MXAPIRateLimitExceededException",
+            "ExceptionMessage": "API calls exceeded the limit of 1 in 5 second(s)",
+        },
+        {"Retry-After": "2"},
+    )
+
+
+def test_bulk_rate_limit_option_and_per_account_override() -> None:
+    """--bulk-rate-limit N/W or off sets the default; an account's bulk_rate_limit wins."""
+    assert _config("--bulk-rate-limit", "2/1").bulk_rate_limit == RateLimit(calls=2, window_s=1.0)
+    assert _config("--bulk-rate-limit", "off").bulk_rate_limit.enabled is False
+    assert _config("--rate-limit", "off").bulk_rate_limit.enabled is True
+    own = Account(access_key="a", secret_key="s", api_key="k", bulk_rate_limit=RateLimit(calls=7))
+    other = Account(access_key="b", secret_key="s", api_key="l")
+    config = SimConfig(accounts=(own, other), bulk_rate_limit=RateLimit(calls=3, window_s=2.0))
+    limits = [config.account_bulk_limit(a) for a in config.accounts]
+    assert [(b.calls, b.window_s) for b in limits] == [(7, 5.0), (3, 2.0)]
+
+
 def test_options_override_the_config_file(tmp_path: Path) -> None:
     """--config FILE (YAML) is read first, options win."""
     file = tmp_path / "sim.yaml"
@@ -141,6 +173,7 @@ def test_accounts_must_not_share_keys() -> None:
     ("argv", "message"),
     [
         (["--rate-limit", "25"], "expected N/W"),
+        (["--bulk-rate-limit", "1"], "expected N/W"),
         (["--account", "a:b"], "expected [NAME=]ACCESS:SECRET:APIKEY"),
         (["--outage", "soon"], "expected START:DURATION[:MODE]"),
         (["--fault", "[1]"], "expected a JSON object"),
