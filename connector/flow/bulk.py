@@ -70,7 +70,7 @@ class BulkPlanner:
         self, account: Account, lanes: Lanes, now: float, allow: Callable[[Job], bool] | None
     ) -> tuple[Route, list[Job], list[Row]] | None:
         """The oldest ready batch of ``account``, if it has its route's ``min_rows``."""
-        lead: tuple[Route, str | None] | None = None
+        first: tuple[Route, str | None] | None = None
         jobs: list[Job] = []
         rows: list[Row] = []
         most = 0
@@ -80,14 +80,14 @@ class BulkPlanner:
                 continue
             if (allow is not None and not allow(job)) or (row := row_of(job.payload)) is None:
                 continue
-            if lead is None:
-                lead, most = (route, row[0]), min(route.bulk[1], job.rows)
-            elif route.name != lead[0].name or row[0] != lead[1] or job.rows < most:
+            if first is None:
+                first, most = (route, row[0]), min(route.bulk[1], job.rows)
+            elif route.name != first[0].name or row[0] != first[1] or job.rows < most:
                 continue
             jobs.append(job)
             rows.append(row)
             if len(jobs) == most:
                 break
-        if lead is None or lead[0].bulk is None or len(jobs) < lead[0].bulk[0]:
+        if first is None or first[0].bulk is None or len(jobs) < first[0].bulk[0]:
             return None
-        return lead[0], jobs, rows
+        return first[0], jobs, rows

@@ -11,13 +11,20 @@ import bisect
 import math
 import random
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from connector.flow.fleet import share
+from connector.flow.accounts import BULK, MAIN, Account
+from connector.flow.fleet import reshare, share
 from connector.flow.gates import TURN_GUARD_S, RateGate
+from connector.settings.model import RetrySettings
+from connector.transform.route import Route
+
+if TYPE_CHECKING:
+    from connector.records import Change, Payload, SourceRecord
 
 MARGIN = 0.05
 SKEW = 0.02  # how far a replica's clock may be off (NTP keeps it far closer)
@@ -162,3 +169,32 @@ def test_partitions_moving_between_replicas_never_break_the_budget(seed: int) ->
         owners = new
     run.run(300.0)
     assert run.most_in_a_window() <= calls
+
+
+def test_every_budget_of_an_account_gets_its_share_of_the_partitions() -> None:
+    """A replica's share applies to each of the account's budgets alike (SPEC §2.8: for every
+    budget): owning one of three partitions, it takes a third of the main lanes and a turn on
+    the single bulk lane, so the fleet keeps both."""
+    retry = RetrySettings()
+    gates = {MAIN: RateGate(0, 5.0), BULK: RateGate(0, 5.0)}
+    account = Account("a", gates, 4, 5.0, retry, limits={MAIN: (25, 5.0), BULK: (1, 5.0)})
+    the_route = Route("r", "a", "capture", "async", "skip", lambda raw: raw, _no_render)
+    reshare(
+        [account],
+        {("t", 0)},
+        partitions={"t": 3},
+        route_of=lambda topic: the_route if topic == "t" else None,
+        now=0.0,
+        wall=1000.0,
+    )
+    later = 2 * gates[MAIN].turn  # a larger share takes effect a turn later
+    for gate in gates.values():
+        gate.free(later)
+    assert gates[MAIN].share == share(25, {0}, 3)
+    assert gates[BULK].share == share(1, {0}, 3)
+    assert gates[BULK].share.calls == 0
+    assert gates[BULK].share.turns  # a turn on the bulk lane shared by the three partitions
+
+
+def _no_render(_change: Change, _record: SourceRecord) -> Payload:
+    raise AssertionError("not rendered here")
