@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
     from confluent_kafka import Message
 
-__all__ = ["build_consumer", "build_producer", "headers_of", "settings_refused"]
+__all__ = ["build_consumer", "build_producer", "headers_of", "reader_config", "settings_refused"]
 
 
 @contextmanager
@@ -33,6 +33,19 @@ def build_consumer(config: Mapping[str, Any]) -> Consumer:
     """A consumer with ``config`` (settings refused: ConfigError about ``kafka.consumer``)."""
     with settings_refused("consumer"):
         return Consumer(dict(config))
+
+
+def reader_config(consumer_config: Mapping[str, Any], role: str) -> dict[str, Any]:
+    """The configuration of a consumer that reads a topic to its end on its own (outcomes read
+    back, the state topic): its own group id (``<group>-<role>``), end-of-partition events, no
+    commits."""
+    group = consumer_config.get("group.id", "lsq-sink")
+    return {
+        **consumer_config,
+        "group.id": f"{group}-{role}",
+        "enable.partition.eof": True,
+        "enable.auto.commit": False,
+    }
 
 
 def build_producer(config: Mapping[str, Any]) -> Producer:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
-from connector.adapters.kafka import build_consumer, headers_of
+from connector.adapters.kafka import build_consumer, headers_of, reader_config
 from connector.flow.codec import source_of
 
 if TYPE_CHECKING:
@@ -37,12 +37,7 @@ class Ledger:
         warn: Callable[[str], None],
         timeout_s: float = 30.0,
     ) -> None:
-        self._config = {
-            **consumer_config,
-            "group.id": f"{consumer_config.get('group.id', 'lsq-sink')}-ledger",
-            "enable.partition.eof": True,
-            "enable.auto.commit": False,
-        }
+        self._config = reader_config(consumer_config, "ledger")
         self._topics, self._lookback_s, self._warn, self._timeout_s = (
             topics,
             lookback_s,

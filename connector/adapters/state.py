@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException, TopicPartition
 
-from connector.adapters.kafka import build_consumer, build_producer
+from connector.adapters.kafka import build_consumer, build_producer, reader_config
 from connector.flow.fingerprints import key_id
 
 if TYPE_CHECKING:
@@ -38,12 +38,7 @@ class StateTopic:
         warn: Callable[[str], None],
         timeout_s: float = 120.0,
     ) -> None:
-        self._config = {
-            **consumer_config,
-            "group.id": f"{consumer_config.get('group.id', 'lsq-sink')}-state",
-            "enable.partition.eof": True,
-            "enable.auto.commit": False,
-        }
+        self._config = reader_config(consumer_config, "state")
         self._producer = build_producer(dict(producer_config))
         self._topic, self._warn, self._timeout_s = topic, warn, timeout_s
 
