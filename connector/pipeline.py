@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from connector.errors import FatalError
 from connector.flow.dispatch import Dispatcher
-from connector.flow.fleet import reshare
+from connector.flow.fleet import Shares
 from connector.flow.lanes import Job
 from connector.flow.observe import (
     Progress,
@@ -25,6 +25,7 @@ from connector.flow.observe import (
     account_view,
     not_ready,
     progress_fields,
+    route_backlog,
     take_snapshot,
 )
 from connector.flow.outcomes import Outcomes, names
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
     from connector.flow.offsets import TopicPartitionKey
     from connector.flow.planner import Planner
     from connector.flow.ports import Calls, Input, Output, Recovery
+    from connector.flow.quota import Quotas
     from connector.records import SourceRecord
     from connector.settings.model import FlowSettings, RetrySettings
     from connector.transform.route import Route
@@ -67,6 +69,7 @@ class Pipeline:
         flow: FlowSettings,
         planner: Planner | None = None,
         memory: Memory | None = None,
+        quotas: Quotas | None = None,
         progress_interval: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
@@ -87,13 +90,13 @@ class Pipeline:
             wall=wall,
             draw=draw or random.random,
             memory=memory,
+            snapshot_share=flow.snapshot_share,
         )
-        self._memory = memory
+        self._memory, self._quotas = memory, quotas
         self._flow, self._clock, self._wall = flow, clock, wall
         self._input: Input | None = None
-        self._owned: set[TopicPartitionKey] = set()
         self._joined = False
-        self._reshare_due = False  # partitions came or went: recompute budget shares
+        self._shares = Shares(accounts.values(), routes, clock, wall)
         self.last_turn = clock()  # when the loop last turned (for /livez)
         self.snapshot = Snapshot()  # the state /metrics and /readyz serve, replaced each second
         self._next_publish = 0.0
@@ -138,6 +141,8 @@ class Pipeline:
         self.stop_by = self._clock() + grace
         self._dispatcher.drain(None, self.stop_by - min(_CLOSE_RESERVE_S, grace / 4), self._output)
         self._commit()
+        if self._quotas is not None:
+            self._quotas.settle(self.time_left(0.0))
         source.close()
 
     def step(self) -> None:
@@ -151,15 +156,17 @@ class Pipeline:
             records = source.poll(
                 self._flow.poll_batch_size, 0 if self._dispatcher.in_flight else wait
             )
-        if self._reshare_due:
-            self._reshare()
         # 2-4. decode → unwrap → map, into per-key lanes (or straight to an outcome)
         for record in records:
             self._intake(record)
         # 5. answers of calls made earlier (wait for them only when some are out)
         self._dispatcher.collect(wait if self._dispatcher.in_flight and not records else 0)
-        # 6. rate-limit → plan → submit
+        # 6. rate-limit (this replica's shares of the budgets, as learned) → plan → submit
+        if not self._failed:
+            self._shares.update(source)
         self._dispatcher.dispatch()
+        if self._quotas is not None:  # the calls spent of daily quotas, kept in Kafka
+            self._quotas.save(self._clock())
         # 7. record results: acknowledged outcomes become durable
         self._output.poll()
         # 8. commit contiguous durable prefixes
@@ -180,12 +187,13 @@ class Pipeline:
         owner that stopped before committing them), so they are not called again."""
         _log.info("partitions.assigned", partitions=names(tps))
         self._joined = True
-        self._owned.update(tps)
-        self._reshare_due = True
+        self._shares.gained(tps)
         if self._paused:
             self._source().pause(tps)
         if self._recovery is not None and tps and not (self._stopping or self._failed):
             self._outcomes.found(self._recovery.done(self._source().committed(tps)))
+        if self._quotas is not None and tps and not (self._stopping or self._failed):
+            self._quotas.restore(tps, self._wall())
         if self._memory is not None and tps and not (self._stopping or self._failed):
             self._memory.restore(tps)
             _log.info("partitions.state_read", partitions=names(tps), keys=len(self._memory))
@@ -199,23 +207,14 @@ class Pipeline:
         deadline = self._clock() + min(self._flow.shutdown_grace_seconds, 10.0)
         self._dispatcher.drain(set(tps), deadline, self._output)
         self._commit(set(tps))
+        if self._quotas is not None:  # the next owner reads these partitions' counts back
+            self._quotas.settle(max(0.0, deadline - self._clock()))
         self._forget(tps)
 
     def lost(self, tps: list[TopicPartitionKey]) -> None:
         """Partitions taken away without a chance to commit: drop their state."""
         _log.warning("partitions.lost", partitions=names(tps))
         self._forget(tps)
-
-    def _reshare(self) -> None:
-        """Each account's budget for this replica (see :func:`connector.flow.fleet.reshare`). Run
-        after the poll that delivered the rebalance, before anything is sent: never from inside
-        the rebalance callback, where a metadata request would break the Kafka client."""
-        self._reshare_due = False
-        if not self._failed:
-            counts = self._source().topic_partitions()
-            now, wall = self._clock(), self._wall()
-            accounts, routes = self._dispatcher.accounts.values(), self._routes
-            reshare(accounts, self._owned, partitions=counts, route_of=routes, now=now, wall=wall)
 
     # -- steps ----------------------------------------------------------------------------------
 
@@ -233,7 +232,8 @@ class Pipeline:
         elif isinstance(prepared, DeadLetter):
             self._outcomes.dead_letter(record, route, prepared)
         else:
-            job = Job(record, route.name, route.account, prepared, self._clock())
+            live = not prepared.snapshot
+            job = Job(record, route.name, route.account, prepared, self._clock(), live=live)
             self._dispatcher.queue(job, route)
 
     def _commit(self, only: set[TopicPartitionKey] | None = None) -> None:
@@ -257,7 +257,7 @@ class Pipeline:
         self.snapshot = take_snapshot(
             self._outcomes,
             [account_view(account, now) for account in accounts],
-            lag=self._source().lag(),
+            lag=sum(self._source().lag().values()),
             paused=self._paused,
             not_ready=not_ready(
                 stopping=self._stopping or self._failed,
@@ -272,18 +272,21 @@ class Pipeline:
         last, now = self._progress, self._clock()
         if now - last.at < last.interval:
             return
-        in_flight, lag = self._outcomes.pending(), self._source().lag()
-        tokens = self._dispatcher.tokens(now)
-        fields = progress_fields(self.tally, last, now, in_flight=in_flight, lag=lag, tokens=tokens)
+        backlog = route_backlog(self._source().lag(), self._outcomes.offsets, self._routes)
+        in_flight, accounts = self._outcomes.pending(), self._dispatcher.accounts
+        fields = progress_fields(
+            self.tally, last, now, in_flight=in_flight, backlog=backlog, accounts=accounts
+        )
         _log.info("progress", **fields)
 
     def _forget(self, tps: list[TopicPartitionKey]) -> None:
         if self._memory is not None:
             self._memory.forget(tps)
+        if self._quotas is not None:
+            self._quotas.forget(tps)
         self._dispatcher.forget(tps)
         self._outcomes.forget(tps)
-        self._owned.difference_update(tps)
-        self._reshare_due = True
+        self._shares.lost(tps)
 
     def _source(self) -> Input:
         if self._input is None:

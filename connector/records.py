@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
@@ -37,6 +37,10 @@ _REASON_MAX = 1000
 
 #: Debezium change kinds: create, update, snapshot read, delete.
 ChangeOp = Literal["c", "u", "r", "d"]
+
+#: Metadata naming the snapshot a change was read in: Debezium's ``source.snapshot`` (an envelope's
+#: ``source`` field, or ``__snapshot`` / ``__source_snapshot`` of a flattened record).
+_SNAPSHOT_META = ("snapshot", "source_snapshot")
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +82,17 @@ class Change:
         """The row the change is about: ``after``, or ``before`` for a delete."""
         return (self.before if self.op == "d" else self.after) or {}
 
+    @property
+    def snapshot(self) -> bool:
+        """Whether it is a snapshot read (SPEC §7 priorities): op ``r``, or ``source.snapshot``
+        set to anything but ``"false"`` (``"true"``, ``"first"``, ``"last"``, ``"incremental"``,
+        ...; or ``true``). Everything else is a live change."""
+        meta = self.meta or {}
+        flags = (meta.get(name) for name in _SNAPSHOT_META)
+        return self.op == "r" or any(
+            flag is True or (isinstance(flag, str) and flag not in {"", "false"}) for flag in flags
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class Skip:
@@ -90,11 +105,15 @@ class Skip:
 class Payload:
     """A rendered LeadSquared call without credentials: the operation, the query parameters
     that are not keys (``leadId``, ``postUpdatedLead``, ``LeadUpdateBehavior``) and the JSON body
-    exactly as the API documents it (an Attribute/Value list, or an object for CreateCustom)."""
+    exactly as the API documents it (an Attribute/Value list, or an object for CreateCustom).
+
+    ``snapshot``: it carries only snapshot reads (:attr:`Change.snapshot`), which wait behind live
+    changes; no part of the call, so payloads equal without it."""
 
     operation: Operation
     params: tuple[tuple[str, str], ...]
     body: list[dict[str, Any]] | dict[str, Any]
+    snapshot: bool = field(default=False, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

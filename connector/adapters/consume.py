@@ -125,16 +125,16 @@ class Source:
         topics = self._consumer.list_topics(timeout=10).topics
         return {name: len(meta.partitions) for name, meta in topics.items() if meta.error is None}
 
-    def lag(self) -> int:
-        """Records not yet consumed in the assigned partitions, from the high watermarks last
+    def lag(self) -> dict[TopicPartitionKey, int]:
+        """Records not yet consumed in each assigned partition, from the high watermarks last
         seen by fetches (no broker round trip); partitions not fetched yet count as 0."""
         assigned = self._consumer.assignment()
-        total = 0
+        lags: dict[TopicPartitionKey, int] = {}
         for tp, position in zip(assigned, self._consumer.position(assigned), strict=True):
             _, high = self._consumer.get_watermark_offsets(tp, cached=True)
-            if position.offset >= 0 and high >= 0:
-                total += max(0, high - position.offset)
-        return total
+            lag = max(0, high - position.offset) if position.offset >= 0 and high >= 0 else 0
+            lags[tp.topic, tp.partition] = lag
+        return lags
 
     def close(self) -> None:
         """Leave the group."""

@@ -5,18 +5,25 @@ not a traceback). Also reads a message's headers the one way the connector needs
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from confluent_kafka import Consumer, KafkaException, Producer
 
 from connector.errors import ConfigError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Mapping
+    from collections.abc import Callable, Iterator, Mapping
 
     from confluent_kafka import Message
 
-__all__ = ["build_consumer", "build_producer", "headers_of", "reader_config", "settings_refused"]
+__all__ = [
+    "OwnTopic",
+    "build_consumer",
+    "build_producer",
+    "headers_of",
+    "reader_config",
+    "settings_refused",
+]
 
 
 @contextmanager
@@ -59,3 +66,43 @@ def headers_of(message: Message) -> tuple[tuple[str, bytes], ...]:
     raw = message.headers() or []
     pairs = raw.items() if isinstance(raw, dict) else raw
     return tuple((k, v.encode() if isinstance(v, str) else v or b"") for k, v in pairs)
+
+
+T = TypeVar("T")
+
+
+class OwnTopic:
+    """A topic the connector keeps its own state in (:attr:`ROLE`: the state topic, the quota
+    topic): written by a producer, read back by a consumer of its own (:func:`reader_config`)."""
+
+    ROLE: ClassVar[str]
+
+    def __init__(
+        self,
+        consumer_config: Mapping[str, Any],
+        producer_config: Mapping[str, Any],
+        topic: str,
+        warn: Callable[[str], None],
+        timeout_s: float = 120.0,
+    ) -> None:
+        self._config = reader_config(consumer_config, self.ROLE)
+        self._producer = build_producer(dict(producer_config))
+        self._topic, self._warn, self._timeout_s = topic, warn, timeout_s
+
+    def flush(self, timeout: float) -> bool:
+        """Wait until every record written is acknowledged; whether all were."""
+        return self._producer.flush(max(0.0, timeout)) == 0
+
+    def close(self, timeout: float) -> None:
+        self.flush(timeout)
+
+    def _reading(self, read: Callable[[Consumer], T], otherwise: T) -> T:
+        """``read`` with a consumer of its own; ``otherwise`` (and a warning) when Kafka fails."""
+        consumer = build_consumer(self._config)
+        try:
+            return read(consumer)
+        except KafkaException as exc:
+            self._warn(f"cannot read the {self.ROLE} topic {self._topic!r}: {exc}")
+            return otherwise
+        finally:
+            consumer.close()

@@ -109,7 +109,33 @@ def _accounts(snap: Snapshot) -> list[Metric]:
         "This replica's share of the account's bulk calls per window (accounts with bulk routes)",
         labels=["account"],
     )
+    configured, learned = (
+        GaugeMetricFamily(
+            f"lsq_sink_budget_{kind}_calls",
+            f"The fleet's calls per window of the account's budget, {text}",
+            labels=["account", "budget"],
+        )
+        for kind, text in (
+            ("configured", "as configured (the ceiling)"),
+            ("effective", "as learned from throttle answers"),
+        )
+    )
+    quota_gauges = {
+        "lsq_sink_quota_calls_per_day": "This replica's part of the account's daily quota (less "
+        "the reserve): calls in any rolling day",
+        "lsq_sink_quota_calls_left": "Of them, calls left now",
+        "lsq_sink_quota_exhausted_until_seconds": "While none is left (or pacing holds them "
+        "back): Unix time of the next one; 0 otherwise",
+    }
+    quota = [GaugeMetricFamily(n, text, labels=["account"]) for n, text in quota_gauges.items()]
     for account in snap.accounts:
+        if (view := account.quota) is not None:
+            spent = (view.per_day, view.left, view.until or 0.0)
+            for family, value in zip(quota, spent, strict=True):
+                family.add_metric([account.name], value)
+        for budget, (ceiling, calls) in sorted(account.budgets.items()):
+            configured.add_metric([account.name, budget], ceiling)
+            learned.add_metric([account.name, budget], calls)
         values = (
             account.calls,
             account.window_s,
@@ -123,7 +149,7 @@ def _accounts(snap: Snapshot) -> list[Metric]:
             answers.add_metric([account.name, kind], count)
         if account.bulk_calls is not None:
             bulk.add_metric([account.name], account.bulk_calls)
-    return [answers, *per_account, bulk]
+    return [answers, *per_account, bulk, configured, learned, *quota]
 
 
 def _labelled(family: CounterMetricFamily, values: dict[tuple[str, ...], float]) -> Metric:

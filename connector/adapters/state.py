@@ -8,15 +8,15 @@ that a later unchanged record is sent."""
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException, TopicPartition
 
-from connector.adapters.kafka import build_consumer, build_producer, reader_config
+from connector.adapters.kafka import OwnTopic
 from connector.flow.fingerprints import key_id
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Collection, Mapping
+    from collections.abc import Collection
 
     from confluent_kafka import Consumer
 
@@ -27,35 +27,16 @@ __all__ = ["StateTopic"]
 _SIZE = 8  # bytes of a fingerprint
 
 
-class StateTopic:
+class StateTopic(OwnTopic):
     """Reads and writes the state topic."""
 
-    def __init__(
-        self,
-        consumer_config: Mapping[str, Any],
-        producer_config: Mapping[str, Any],
-        topic: str,
-        warn: Callable[[str], None],
-        timeout_s: float = 120.0,
-    ) -> None:
-        self._config = reader_config(consumer_config, "state")
-        self._producer = build_producer(dict(producer_config))
-        self._topic, self._warn, self._timeout_s = topic, warn, timeout_s
+    ROLE = "state"
 
     def read(
         self, tps: Collection[TopicPartitionKey]
     ) -> dict[TopicPartitionKey, list[tuple[int, int]]]:
         """Key ids and fingerprints of the keys of ``tps``, oldest first."""
-        if not tps:
-            return {}
-        consumer = build_consumer(self._config)
-        try:
-            return self._read(consumer, tps)
-        except KafkaException as exc:
-            self._warn(f"cannot read the state topic {self._topic!r}: {exc}")
-            return {}
-        finally:
-            consumer.close()
+        return self._reading(lambda consumer: self._read(consumer, tps), {}) if tps else {}
 
     def write(self, tp: TopicPartitionKey, key: bytes, fingerprint: int) -> None:
         """Produce one state record (and serve the producer's delivery reports)."""
@@ -65,9 +46,6 @@ class StateTopic:
         except (BufferError, KafkaException) as exc:
             self._warn(f"cannot write to the state topic {self._topic!r}: {exc}")
         self._producer.poll(0)
-
-    def close(self, timeout: float) -> None:
-        self._producer.flush(max(0.0, timeout))
 
     def _read(
         self, consumer: Consumer, tps: Collection[TopicPartitionKey]

@@ -14,6 +14,7 @@ from confluent_kafka.schema_registry import Schema, SchemaRegistryClient, Schema
 from connector.adapters.consume import Source
 from connector.adapters.health import HealthServer
 from connector.adapters.ledger import Ledger
+from connector.adapters.quota import QuotaTopic
 from connector.adapters.results import OutcomeWriter
 from connector.adapters.schemas import RegistrySchemas, load_avsc, registry_client
 from connector.adapters.state import StateTopic
@@ -24,6 +25,7 @@ from connector.flow.bulk import BulkPlanner
 from connector.flow.codec import RESULT_SCHEMA, ResultEncoder
 from connector.flow.fingerprints import Memory
 from connector.flow.gates import RateGate
+from connector.flow.quota import Quota, Quotas
 from connector.logs import Redactor, configure, get_logger
 from connector.pipeline import Pipeline
 from connector.settings.secrets import secret_values
@@ -69,6 +71,10 @@ def _route(route: RouteSettings, schemas: WriterSchemas | None) -> Route:
 
 def _state_warning(warning: str) -> None:
     _log.warning("state.incomplete", reason=warning)
+
+
+def _quota_warning(warning: str) -> None:
+    _log.warning("quota.incomplete", reason=warning)
 
 
 def _coalesce(route: RouteSettings) -> Coalesce | None:
@@ -143,9 +149,16 @@ def run(settings: Settings) -> Tally:
             states = StateTopic(consumer_config, producer_config, state_topic, _state_warning)
             stack.callback(lambda: states.close(pipeline.time_left(5.0)))
             memory = Memory(states)
+        accounts = {name: _account(name, settings) for name in settings.accounts}
+        quotas = None
+        if (quota_topic := settings.output.quota_topic) is not None:
+            producer_config = settings.kafka.producer_config() | kafka_log
+            spending = QuotaTopic(consumer_config, producer_config, quota_topic, _quota_warning)
+            stack.callback(lambda: spending.close(pipeline.time_left(5.0)))
+            quotas = Quotas({n: a.quota for n, a in accounts.items() if a.quota}, spending)
         pipeline = Pipeline(
             routes=routes,
-            accounts={name: _account(name, settings) for name in settings.accounts},
+            accounts=accounts,
             output=output,
             calls=calls,
             recovery=ledger,
@@ -153,6 +166,7 @@ def run(settings: Settings) -> Tally:
             flow=settings.flow,
             planner=BulkPlanner(routes) if any(r.bulk for r in settings.routes) else None,
             memory=memory,
+            quotas=quotas,
             progress_interval=settings.logging.progress_interval_seconds,
         )
         # outcomes not acknowledged yet get what is left of the grace (5 s after a failure)
@@ -195,10 +209,15 @@ def _account(name: str, settings: Settings) -> Account:
     main = account.rate_limit
     return Account(
         name=name,
-        gates={b: RateGate(0, x.window_seconds, x.margin_seconds) for b, x in limits.items()},
+        gates={
+            b: RateGate(0, x.window_seconds, x.margin_seconds, pace=True) for b, x in limits.items()
+        },
         concurrency=account.max_concurrency,
         cooldown=settings.retry.throttle_cooldown_seconds or main.window_seconds,
         retry=settings.retry,
         limits={b: (x.calls, x.window_seconds) for b, x in limits.items()},
         shared=main.share_by_partitions,
+        quota=None
+        if account.quota_calls is None
+        else Quota(account.quota_calls, account.quota_day_seconds, account.quota_pacing),
     )

@@ -15,10 +15,13 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
+from connector.flow.limits import Limit
 from connector.logs import get_logger
 
 if TYPE_CHECKING:
     from connector.flow.gates import RateGate
+    from connector.flow.offsets import TopicPartitionKey
+    from connector.flow.quota import Quota
     from connector.lsq.answers import Verdict
     from connector.settings.model import RetrySettings
 
@@ -42,8 +45,14 @@ class Account:
     concurrency: int
     cooldown: float  # seconds to send nothing after a throttle answer
     retry: RetrySettings
-    #: calls per window of each budget, for the whole fleet (:func:`~connector.flow.fleet.reshare`)
+    #: calls per window of each budget as configured, for the whole fleet: the ceilings of
+    #: :attr:`budgets`
     limits: dict[Budget, tuple[int, float]] = field(default_factory=dict)
+    #: each budget as learned from throttle answers (:mod:`connector.flow.limits`): the fleet's
+    #: calls per window now, which :func:`~connector.flow.fleet.reshare` shares out
+    budgets: dict[Budget, Limit] = field(init=False)
+    resized: bool = False  # a budget changed since the last reshare
+    quota: Quota | None = None  # its daily quota, when it has one
     shared: bool = True  # this replica takes a share of the budgets by its partitions
     answers: Counter[str] = field(default_factory=Counter)  # answers by verdict kind
     rejected: str | None = None  # why LeadSquared rejects the keys (401/403), while it does
@@ -52,6 +61,9 @@ class Account:
     down_until: float = 0.0  # while it looks down: the next probe, not before
     throttled_since: float | None = None  # first of the throttle answers in a row
     throttle_spell: str | None = None  # why: only throttles for too long (then: one probe)
+
+    def __post_init__(self) -> None:
+        self.budgets = {b: Limit(calls, window) for b, (calls, window) in self.limits.items()}
 
     @property
     def in_flight(self) -> int:
@@ -76,22 +88,28 @@ class Account:
         ):
             return False
         limit = 1 if self.probing else self.concurrency
+        if self.quota is not None and self.quota.wait(now) > 0:
+            return False
         return self.in_flight < limit and self.gates[budget].wait(now) == 0
 
     def wait(self, budget: Budget, now: float) -> float:
         """Seconds until ``budget``'s gate lets a call start (``inf``: not before an answer)."""
         if self.in_flight >= self.concurrency:
             return float("inf")
-        return self.gates[budget].wait(now)
+        quota = 0.0 if self.quota is None else self.quota.wait(now)
+        return max(quota, self.gates[budget].wait(now))
 
     def free(self, now: float) -> int:
         """Calls the gates let start now (the "tokens")."""
         return sum(gate.free(now) for gate in self.gates.values())
 
-    def sent(self, budget: Budget, now: float) -> int:
-        """A call of ``budget`` goes out (only after :meth:`may_send`): returns the gate's slot."""
+    def sent(self, budget: Budget, now: float, tp: TopicPartitionKey | None = None) -> int:
+        """A call of ``budget`` for records of ``tp`` goes out (only after :meth:`may_send`):
+        returns the gate's slot."""
         if self.rejected is not None:  # one call tells whether the keys work again
             self.probe_at = now + self.retry.auth_retry_seconds
+        if self.quota is not None:
+            self.quota.charge(tp, now)
         return self.gates[budget].acquire(now)
 
     def answered(self, budget: Budget, slot: int, now: float) -> None:
@@ -112,11 +130,40 @@ class Account:
         elif verdict.kind == "throttled":
             self.gates[budget].cool_down(now, self.cooldown)
             _log.warning("call.throttled", account=self.name, budget=budget, reason=verdict.reason)
+            self._learn(budget, verdict.limit, now)
         elif verdict.kind == "auth":
             if self.rejected is None:
                 _log.error("account.rejected", account=self.name, reason=verdict.reason)
             self.rejected = verdict.reason
             self.probe_at = now + self.retry.auth_retry_seconds
+
+    def recover(self, now: float) -> None:
+        """Let budgets lowered by throttle answers rise again, slowly (see
+        :meth:`~connector.flow.limits.Limit.recover`)."""
+        for budget, limit in self.budgets.items():
+            if limit.recover(now):
+                self.resized = True
+                if limit.calls == limit.ceiling:
+                    _log.info("account.budget_recovered", **self._budget_fields(budget))
+
+    def _learn(self, budget: Budget, stated: tuple[int, float] | None, now: float) -> None:
+        limit = self.budgets.get(budget)
+        change = None if limit is None else limit.throttled(stated, now)
+        if change is not None:
+            self.resized = True
+            log = _log.warning if change == "learned" else _log.info
+            log(f"account.limit_{change}", **self._budget_fields(budget))
+
+    def _budget_fields(self, budget: Budget) -> dict[str, object]:
+        limit = self.budgets[budget]
+        return {
+            "account": self.name,
+            "budget": budget,
+            "calls": limit.calls,
+            "window_s": limit.window,
+            "configured": limit.configured,
+            "stated": limit.stated,
+        }
 
     def hold_until(self, verdict: Verdict, now: float) -> float | None:
         """When a record answered with ``verdict`` may go again because of the account's state

@@ -3,10 +3,11 @@ to ``max_rows`` of them (of distinct keys: only lane heads are ready) go in one 
 account's bulk budget; everything else goes in single calls under the main budget, at once, so a
 live trickle never waits for a batch to fill. Both budgets are used side by side.
 
-A batch is the oldest ready bulk-eligible record and the next ones of the same route (and the same
-``searchBy``), skipping the others. Records that failed in a call that failed as a whole come back
-with at most half its rows (:attr:`~connector.flow.lanes.Job.rows`); below the route's
-``min_rows`` they go in single calls."""
+A batch is the first ready bulk-eligible record, in the order the account hands them out (live
+changes ahead of snapshot reads, :meth:`~connector.flow.lanes.Lanes.ready_jobs`), and the next ones
+of the same route (and the same ``searchBy``), skipping the others. Records that failed in a call
+that failed as a whole come back with at most half its rows
+(:attr:`~connector.flow.lanes.Job.rows`); below the route's ``min_rows`` they go in single calls."""
 
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
 
 __all__ = ["BulkPlanner"]
 
-#: Ready records looked at for one batch (the oldest): bounds the work of a turn of the loop.
+#: Ready records looked at for one batch (the next to go): bounds the work of a turn of the loop.
 _SCAN = 500
 
 
@@ -69,7 +70,7 @@ class BulkPlanner:
     def _batch(
         self, account: Account, lanes: Lanes, now: float, allow: Callable[[Job], bool] | None
     ) -> tuple[Route, list[Job], list[Row]] | None:
-        """The oldest ready batch of ``account``, if it has its route's ``min_rows``."""
+        """The next ready batch of ``account``, if it has its route's ``min_rows``."""
         first: tuple[Route, str | None] | None = None
         jobs: list[Job] = []
         rows: list[Row] = []

@@ -54,6 +54,7 @@ class Dispatcher:
         wall: Callable[[], float],
         draw: Callable[[], float],
         memory: Memory | None = None,
+        snapshot_share: float = 0.1,
     ) -> None:
         self._memory = memory
         self.accounts, self._planner, self._calls, self._outcomes = (
@@ -64,7 +65,7 @@ class Dispatcher:
         )
         self._routes, self._retry = routes, retry
         self._clock, self._wall, self._draw = clock, wall, draw
-        self.lanes = Lanes()
+        self.lanes = Lanes(snapshot_share)
         self._tickets: dict[int, Call] = {}
         self._next_ticket = itertools.count()
 
@@ -87,6 +88,8 @@ class Dispatcher:
             if payload is not None:
                 tail.payload = payload
                 tail.riders.append(job.record)
+                if job.live:
+                    self.lanes.quicken(tail)
                 self._outcomes.tally.coalesced += 1
                 return
         self.lanes.add(job)
@@ -96,7 +99,7 @@ class Dispatcher:
         now = self._clock()
         for account in self.accounts.values():
             while (call := self._planner.next_call(account, self.lanes, now, allow)) is not None:
-                call.slot = account.sent(call.budget, now)
+                call.slot = account.sent(call.budget, now, call.members[0].tp)
                 wall = self._wall()
                 for job in call.members:
                     job.attempts += 1
@@ -157,10 +160,6 @@ class Dispatcher:
             if self.lanes.ready(account.name, now):
                 wait = min(wait, self._planner.wait(account, self.lanes, now))
         return wait
-
-    def tokens(self, now: float) -> dict[str, int]:
-        """Calls each account may start now."""
-        return {name: account.free(now) for name, account in self.accounts.items()}
 
     def _settle(self, ticket: int, answer: Answer, now: float) -> None:
         call = self._tickets.pop(ticket)

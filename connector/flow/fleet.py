@@ -23,9 +23,10 @@ if TYPE_CHECKING:
 
     from connector.flow.accounts import Account
     from connector.flow.offsets import TopicPartitionKey
+    from connector.flow.ports import Input
     from connector.transform.route import Route
 
-__all__ = ["reshare", "share"]
+__all__ = ["Shares", "reshare", "share"]
 
 _log = get_logger(__name__)
 
@@ -57,16 +58,21 @@ def reshare(
     now: float,
     wall: float,
 ) -> None:
-    """Give each gate of each account (one per budget) this replica's share: its ``owned``
-    partitions of the account's topics, out of all of them (``partitions``: count per topic in
-    the cluster)."""
+    """Give each gate of each account (one per budget) this replica's share of the budget as
+    learned so far (:attr:`~connector.flow.accounts.Account.budgets`): its ``owned`` partitions
+    of the account's topics, out of all of them (``partitions``: count per topic in the
+    cluster)."""
     for account in accounts:
         topics = sorted(
             t for t in partitions if (route := route_of(t)) and route.account == account.name
         )
         order = [(topic, p) for topic in topics for p in range(partitions[topic])]
         mine = {i for i, tp in enumerate(order) if tp in owned}
-        for budget, (calls, window) in account.limits.items():
+        account.resized = False
+        if account.quota is not None:
+            account.quota.share({order[i] for i in mine}, len(order), wall - now)
+        for budget, limit in account.budgets.items():
+            calls, window = limit.calls, limit.window
             whole = Share(calls if mine else 0)  # the only replica (share_by_partitions: false)
             part = share(calls, mine, len(order)) if account.shared else whole
             gate = account.gates[budget]
@@ -82,3 +88,51 @@ def reshare(
                 partitions=len(mine),
                 of_partitions=len(order),
             )
+
+
+class Shares:
+    """This replica's shares of its accounts' budgets and quotas, kept up to date: recomputed
+    after partitions came or went (with the partition counts of the cluster, asked once per
+    rebalance), and when a budget learned from throttle answers changed or recovered."""
+
+    def __init__(
+        self,
+        accounts: Iterable[Account],
+        route_of: Callable[[str], Route | None],
+        clock: Callable[[], float],
+        wall: Callable[[], float],
+    ) -> None:
+        self._accounts, self._route_of = list(accounts), route_of
+        self._clock, self._wall = clock, wall
+        self._owned: set[TopicPartitionKey] = set()
+        self._due = False  # partitions came or went
+        self._partitions: dict[str, int] = {}  # partitions per topic, as of the last rebalance
+
+    def gained(self, tps: Iterable[TopicPartitionKey]) -> None:
+        self._owned.update(tps)
+        self._due = True
+
+    def lost(self, tps: Iterable[TopicPartitionKey]) -> None:
+        self._owned.difference_update(tps)
+        self._due = True
+
+    def update(self, source: Input) -> None:
+        """Reshare if partitions came or went (run after the poll that delivered the rebalance,
+        before anything is sent: never inside a rebalance callback, where a metadata request
+        would break the Kafka client), or if a budget changed; let lowered budgets recover."""
+        now = self._clock()
+        for account in self._accounts:
+            account.recover(now)
+        if self._due:
+            self._due, self._partitions = False, source.topic_partitions()
+        elif not (self._partitions and any(account.resized for account in self._accounts)):
+            return
+        partitions, owned, route_of = self._partitions, self._owned, self._route_of
+        reshare(
+            self._accounts,
+            owned,
+            partitions=partitions,
+            route_of=route_of,
+            now=now,
+            wall=self._wall(),
+        )

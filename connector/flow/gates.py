@@ -21,6 +21,13 @@ Calls of consecutive turns then reach LeadSquared more than W apart, provided Le
 call within :data:`TURN_GUARD_S` of its sending (and the replicas' clocks agree to well within
 that), so each lane carries at most one call in any window, without the replicas talking.
 
+**Pacing** (``pace=True``). The log alone lets a backlog send its whole budget at once. Paced, the
+log's calls also draw on a bucket of :func:`burst` calls refilled at ``calls`` per window: a
+backlog still gets the whole budget (the log binds, not the bucket), but its calls are spread
+over the window, so when the account's real limit is lower than the budget (another plan, keys
+shared with other integrations) about one call is out when the limit is crossed, and one throttle
+answer, not a burst of them, tells the budget to learn it (:mod:`connector.flow.limits`).
+
 The gate never sleeps: it answers "wait this long", on an injected monotonic clock; turns are
 placed on the wall clock through ``wall_offset`` (wall time minus monotonic time).
 """
@@ -35,7 +42,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-__all__ = ["LOG", "TURN_GUARD_S", "TURN_SEND_S", "RateGate", "Share"]
+__all__ = ["LOG", "TURN_GUARD_S", "TURN_SEND_S", "RateGate", "Share", "burst"]
 
 #: How long into its turn a call may start.
 TURN_SEND_S = 0.5
@@ -43,6 +50,12 @@ TURN_SEND_S = 0.5
 TURN_GUARD_S = 1.0
 #: The slot of a call that holds a place in the sliding-window log (not a turn).
 LOG = -1
+_EPSILON = 1e-9  # a pacing bucket this close to a whole call has it (float sums fall short)
+
+
+def burst(calls: int) -> int:
+    """Calls a paced gate of ``calls`` per window may send at once: a fifth of them, at least 1."""
+    return max(1, calls // 5)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +86,13 @@ class RateGate:
     """N calls in any W seconds for one LeadSquared account, shared by all its routes."""
 
     def __init__(
-        self, calls: int, window: float, margin: float = 0.05, wall_offset: float = 0.0
+        self,
+        calls: int,
+        window: float,
+        margin: float = 0.05,
+        wall_offset: float = 0.0,
+        *,
+        pace: bool = False,
     ) -> None:
         if calls < 0 or window <= 0 or margin < 0:
             raise ValueError(f"invalid rate limit {calls} calls per {window} s (margin {margin})")
@@ -87,6 +106,8 @@ class RateGate:
         self._answered: deque[float] = deque()  # answer times of log calls, oldest first
         self._used: dict[int, int] = {}  # lane → the last turn a call was sent in
         self._cool_until = -math.inf
+        self._pace = pace
+        self._tokens, self._filled_at = 0.0, -math.inf  # the pacing bucket (full at first)
 
     @property
     def share(self) -> Share:
@@ -124,6 +145,8 @@ class RateGate:
         self._apply_pending(now)
         self._expire(now)
         log = max(0, self._share.calls - self._in_flight - len(self._answered))
+        if self._pace:
+            log = min(log, math.floor(self._fill(now) + _EPSILON))
         return log + len(self._open_turns(now))
 
     def wait(self, now: float) -> float:
@@ -134,9 +157,14 @@ class RateGate:
             return 0.0
         # Slots free up as answers age out; the one we need is the (occupied - calls)-th oldest.
         excess = self._in_flight + len(self._answered) - self._share.calls
-        wait = (
-            math.inf if excess >= len(self._answered) else self._answered[excess] + self._span - now
-        )
+        if excess < 0:  # a slot is free: the bucket is empty (paced)
+            wait = (1.0 - self._tokens) * self.window / self._share.calls
+        elif excess >= len(self._answered):
+            wait = math.inf
+        else:
+            wait = self._answered[excess] + self._span - now
+            if self._pace and self._share.calls > 0:
+                wait = max(wait, (1.0 - self._tokens) * self.window / self._share.calls)
         wait = min(wait, self._next_turn(now))
         if self._pending is not None:  # a larger budget is coming
             wait = min(wait, max(self._pending[1] - now, 0.0))
@@ -147,8 +175,12 @@ class RateGate:
         took (:data:`LOG`, or the lane of a turn), to give back to :meth:`release`."""
         if self.wait(now) > 0:
             raise RuntimeError("rate gate closed: call wait() first")
-        if self._share.calls - self._in_flight - len(self._answered) > 0:
+        if self._share.calls - self._in_flight - len(self._answered) > 0 and (
+            not self._pace or self._tokens + _EPSILON >= 1.0
+        ):
             self._in_flight += 1
+            if self._pace:
+                self._tokens -= 1.0
             return LOG
         lane = self._open_turns(now)[0]
         self._used[lane] = self._turn_of(now)[0]
@@ -199,6 +231,17 @@ class RateGate:
             for members, mine in self._share.turns.values()
         )
         return min((d * self.turn - into for d in ahead), default=math.inf)
+
+    def _fill(self, now: float) -> float:
+        """The pacing bucket's calls at ``now``: at most :func:`burst`, refilled at the share's
+        calls per window."""
+        calls, most = self._share.calls, float(burst(self._share.calls))
+        if self._filled_at == -math.inf:
+            self._tokens = most
+        elif now > self._filled_at:
+            self._tokens = min(most, self._tokens + (now - self._filled_at) * calls / self.window)
+        self._filled_at = max(self._filled_at, now)
+        return self._tokens
 
     def _apply_pending(self, now: float) -> None:
         if self._pending is not None and now >= self._pending[1]:

@@ -1,6 +1,19 @@
 """Per-key order (SPEC §2.4): records with the same Kafka key are called in offset order, a later
-one only after the earlier one has its outcome; different keys proceed in parallel. Each account
-hands out its ready jobs oldest first; jobs waiting for a retry sit on a timer. Pure."""
+one only after the earlier one has its outcome; different keys proceed in parallel. Jobs waiting
+for a retry sit on a timer.
+
+Priorities (SPEC §7): each account has two ready queues, oldest first: live changes and snapshot
+reads (:attr:`~connector.records.Change.snapshot`). Live changes go first, but snapshot reads get
+at least ``snapshot_share`` of the jobs handed out while both wait: each job handed out then earns
+them ``snapshot_share`` of a turn (the credit), and once the credit makes a whole turn the next job
+is a snapshot read, which spends it. Per-key order still holds, as only a lane's head is ever ready:
+a live change queued behind snapshot reads of its key makes them live too (they inherit its
+priority), so it never waits behind reads held back for its sake.
+
+A job that leaves a ready queue anywhere but at its head (a filtered :meth:`Lanes.take`, a
+:meth:`Lanes.claim`, a snapshot read turned live) leaves its entry behind, skipped from then on and
+dropped when it reaches the head or once such entries make up half the queue: O(1) amortised per
+job. Pure."""
 
 from __future__ import annotations
 
@@ -13,7 +26,7 @@ from typing import TYPE_CHECKING
 from connector.lsq.catalog import BULK_ROWS
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Collection, Iterable, Sequence
+    from collections.abc import Callable, Collection, Iterable, Iterator
 
     from connector.flow.offsets import TopicPartitionKey
     from connector.records import Payload, SourceRecord
@@ -21,6 +34,9 @@ if TYPE_CHECKING:
 __all__ = ["Job", "Lanes"]
 
 LaneKey = tuple[str, int, bytes | None, int]
+
+#: A whole turn of the snapshot reads' credit, in parts per million (so 0.1 ten times is one).
+_TURN = 1_000_000
 
 
 @dataclass(slots=True, eq=False)
@@ -43,6 +59,8 @@ class Job:
     #: later records of its key whose changes its payload carries too (coalesced): they share
     #: its outcome
     riders: list[SourceRecord] = field(default_factory=list)
+    live: bool = True  # a live change, not only a snapshot read: goes first (SPEC §7)
+    entry: int = -1  # which entry of a ready queue is its current one (-1: it is not ready)
 
     @property
     def lane(self) -> LaneKey:
@@ -55,12 +73,64 @@ class Job:
         return (self.record.topic, self.record.partition)
 
 
-class Lanes:
-    """Jobs not yet settled, in per-key lanes; only each lane's head can be handed out."""
+class _Queue:
+    """Ready jobs of one class, oldest first, as ``(entry, job)``: an entry is current while
+    :attr:`Job.entry` names it; the others are skipped."""
+
+    __slots__ = ("_entries", "_stale")
 
     def __init__(self) -> None:
+        self._entries: deque[tuple[int, Job]] = deque()
+        self._stale = 0  # entries no longer current
+
+    def __iter__(self) -> Iterator[Job]:
+        return (job for entry, job in self._entries if job.entry == entry)
+
+    def push(self, entry: int, job: Job) -> None:
+        """Queue ``job`` as its current entry ``entry``."""
+        job.entry = entry
+        self._entries.append((entry, job))
+
+    def waiting(self) -> bool:
+        """Whether a current entry is queued (the stale ones at the head are dropped)."""
+        entries = self._entries
+        while entries and entries[0][1].entry != entries[0][0]:
+            entries.popleft()
+            self._stale -= 1
+        return bool(entries)
+
+    def left(self) -> None:
+        """One of its entries is no longer current: drop them all once they make up half."""
+        self._stale += 1
+        if 2 * self._stale > len(self._entries):
+            self.keep(lambda _: True)
+
+    def keep(self, kept: Callable[[Job], bool]) -> None:
+        """Keep only the current entries of the jobs ``kept`` accepts."""
+        self._entries = deque((e, job) for e, job in self._entries if job.entry == e and kept(job))
+        self._stale = 0
+
+
+@dataclass(slots=True)
+class _Ready:
+    """An account's ready jobs: live changes, snapshot reads, and the snapshot reads' credit."""
+
+    live: _Queue = field(default_factory=_Queue)
+    snapshot: _Queue = field(default_factory=_Queue)
+    credit: int = 0  # in parts of a _TURN
+
+
+class Lanes:
+    """Jobs not yet settled, in per-key lanes; only each lane's head can be handed out, live
+    changes ahead of snapshot reads (see the module's docstring)."""
+
+    def __init__(self, snapshot_share: float = 0.1) -> None:
+        """``snapshot_share`` (0 to 0.5): the least part of the jobs handed out that go to snapshot
+        reads while live changes wait too. 0: snapshot reads only when no live change is ready;
+        0.5: turn about."""
+        self._share = round(snapshot_share * _TURN)
         self._lanes: dict[LaneKey, deque[Job]] = {}
-        self._ready: defaultdict[str, deque[Job]] = defaultdict(deque)
+        self._ready: defaultdict[str, _Ready] = defaultdict(_Ready)
         self._timers: list[tuple[float, int, Job]] = []
         self._seq = itertools.count()
         self._count = 0
@@ -69,12 +139,27 @@ class Lanes:
         return self._count
 
     def add(self, job: Job) -> None:
-        """Queue a job behind the earlier jobs of its key."""
+        """Queue a job behind the earlier jobs of its key (a live one makes them live)."""
         lane = self._lanes.setdefault(job.lane, deque())
         lane.append(job)
         self._count += 1
         if len(lane) == 1:
             self._wake(job)
+        elif job.live:
+            self.quicken(lane[-2])
+
+    def quicken(self, job: Job) -> None:
+        """A live change joined queued ``job`` (coalesced into it, or queued right behind it):
+        ``job`` and the snapshot reads ahead of it in its lane become live. A ready one moves to
+        the live queue; one in flight or waiting for a retry is live when it is ready again."""
+        lane = self._lanes[job.lane]
+        for queued in itertools.dropwhile(lambda j: j is not job, reversed(lane)):
+            if queued.live:
+                break  # the jobs ahead of a live one are live already
+            queued.live = True
+            if queued.entry >= 0:
+                self._enqueue(queued)
+                self._ready[queued.account].snapshot.left()
 
     def tail(self, job: Job) -> Job | None:
         """The last job queued in ``job``'s lane, if any."""
@@ -84,34 +169,36 @@ class Lanes:
     def take(
         self, account: str, now: float, allow: Callable[[Job], bool] | None = None
     ) -> Job | None:
-        """The oldest ready job of ``account`` that ``allow`` accepts (removed from the ready
-        queue), or ``None``."""
+        """The next ready job of ``account`` that ``allow`` accepts, in :meth:`ready_jobs`'s order
+        (handed out: no longer ready), or ``None``."""
         self._promote(now)
         ready = self._ready.get(account)
-        if not ready:
+        if ready is None:
             return None
-        if allow is None:
-            return ready.popleft()
-        for index, job in enumerate(ready):
-            if allow(job):
-                del ready[index]
-                return job
-        return None
+        job = next((j for j in self._order(ready) if allow is None or allow(j)), None)
+        if job is not None:
+            self._hand_out(ready, job)
+        return job
 
-    def ready_jobs(self, account: str, now: float) -> Sequence[Job]:
-        """``account``'s ready jobs, oldest first (read only: :meth:`claim` takes some)."""
+    def ready_jobs(self, account: str, now: float) -> Iterator[Job]:
+        """``account``'s ready jobs in the order :meth:`take` would hand them out one after the
+        other (live changes first, a snapshot read each time the credit makes a turn), read only
+        (:meth:`claim` takes some) and valid until the lanes change."""
         self._promote(now)
-        return self._ready.get(account) or ()
+        ready = self._ready.get(account)
+        return iter(()) if ready is None else self._order(ready)
 
     def claim(self, account: str, jobs: Collection[Job]) -> None:
-        """Take ``jobs``, all ready jobs of ``account``, out of the ready queue."""
-        taken = {id(job) for job in jobs}
-        self._ready[account] = deque(j for j in self._ready[account] if id(j) not in taken)
+        """Hand out ``jobs``, ready jobs of ``account``, in their order, as :meth:`take` would."""
+        ready = self._ready[account]
+        for job in jobs:
+            self._hand_out(ready, job)
 
     def ready(self, account: str, now: float) -> bool:
         """Whether ``account`` has a job ready to send at ``now``."""
         self._promote(now)
-        return bool(self._ready.get(account))
+        ready = self._ready.get(account)
+        return ready is not None and (ready.live.waiting() or ready.snapshot.waiting())
 
     def accounts(self) -> Iterable[str]:
         """Accounts that have ever had a ready job."""
@@ -143,8 +230,9 @@ class Lanes:
         gone = set(tps)
         dropped = [job for key, lane in self._lanes.items() if key[:2] in gone for job in lane]
         self._lanes = {k: lane for k, lane in self._lanes.items() if k[:2] not in gone}
-        for account, ready in self._ready.items():
-            self._ready[account] = deque(j for j in ready if j.tp not in gone)
+        for ready in self._ready.values():
+            ready.live.keep(lambda job: job.tp not in gone)
+            ready.snapshot.keep(lambda job: job.tp not in gone)
         self._timers = [t for t in self._timers if t[2].tp not in gone]
         heapq.heapify(self._timers)
         self._count -= len(dropped)
@@ -154,9 +242,46 @@ class Lanes:
         if job.ready_at > 0:
             heapq.heappush(self._timers, (job.ready_at, next(self._seq), job))
         else:
-            self._ready[job.account].append(job)
+            self._enqueue(job)
 
     def _promote(self, now: float) -> None:
         while self._timers and self._timers[0][0] <= now:
-            job = heapq.heappop(self._timers)[2]
-            self._ready[job.account].append(job)
+            self._enqueue(heapq.heappop(self._timers)[2])
+
+    def _enqueue(self, job: Job) -> None:
+        """Make ``job`` ready, in its account's queue of its class."""
+        ready = self._ready[job.account]
+        (ready.live if job.live else ready.snapshot).push(next(self._seq), job)
+
+    def _order(self, ready: _Ready) -> Iterator[Job]:
+        """``ready``'s jobs in the order they would be handed out: the credit played forward."""
+        lives, reads = iter(ready.live), iter(ready.snapshot)
+        live, read, credit = next(lives, None), next(reads, None), ready.credit
+        while (job := self._next(credit, live, read)) is not None:
+            yield job
+            credit = self._charged(credit, job, both=live is not None and read is not None)
+            if job is live:
+                live = next(lives, None)
+            else:
+                read = next(reads, None)
+
+    def _next(self, credit: int, live: Job | None, read: Job | None) -> Job | None:
+        """Which goes next of the oldest ready live change and the oldest ready snapshot read."""
+        if live is None or read is None:
+            return live or read
+        return read if credit + self._share >= _TURN else live
+
+    def _charged(self, credit: int, job: Job, *, both: bool) -> int:
+        """The credit once ``job`` is handed out, ``both`` classes being ready: each job earns the
+        snapshot reads a share of a turn, a snapshot read spends a turn."""
+        if not both:
+            return credit
+        credit += self._share
+        return credit if job.live else max(0, credit - _TURN)
+
+    def _hand_out(self, ready: _Ready, job: Job) -> None:
+        """``job``, one of ``ready``'s, is no longer ready."""
+        both = ready.live.waiting() and ready.snapshot.waiting()
+        ready.credit = self._charged(ready.credit, job, both=both)
+        job.entry = -1
+        (ready.live if job.live else ready.snapshot).left()

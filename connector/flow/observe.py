@@ -6,16 +6,21 @@ thread only ever reads the latest)."""
 from __future__ import annotations
 
 import bisect
+import math
+from collections import Counter
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from connector.flow.accounts import BULK, MAIN
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping, Sequence
+    from collections.abc import Callable, Iterable, Mapping, Sequence
 
-    from connector.flow.accounts import Account
+    from connector.flow.accounts import Account, Budget
+    from connector.flow.offsets import OffsetTracker, TopicPartitionKey
     from connector.flow.outcomes import Outcomes
+    from connector.transform.route import Route
 
 __all__ = ["AccountView", "Buckets", "Progress", "Snapshot", "Tally", "progress_fields"]
 
@@ -39,9 +44,10 @@ class Tally:
     bulk_calls: int = 0  # of api_calls, bulk calls (up to 25 records each)
     coalesced: int = 0  # records whose change went out with an earlier one of their key
     no_change: int = 0  # of skipped, updates whose mapped payload did not change
+    by_route: Counter[str] = field(default_factory=Counter)  # records with an outcome, per route
 
     def copy(self) -> Tally:
-        return replace(self)
+        return replace(self, by_route=Counter(self.by_route))
 
     @property
     def done(self) -> int:
@@ -71,6 +77,16 @@ class Buckets:
 
 
 @dataclass(frozen=True, slots=True)
+class QuotaView:
+    """An account's daily quota as this replica spends it."""
+
+    per_day: float  # calls this replica may spend in a rolling day (its partitions' part)
+    left: int  # of them, calls left now
+    until: float | None  # while none is left (or pacing holds them): wall time of the next one
+    day: float  # seconds of the quota's day
+
+
+@dataclass(frozen=True, slots=True)
 class AccountView:
     """One account as the health port shows it."""
 
@@ -82,6 +98,9 @@ class AccountView:
     available: bool  # not down, keys not rejected
     answers: dict[str, int]
     bulk_calls: float | None = None  # the same share of the bulk budget, when it has one
+    #: the fleet's calls per window of each budget: (configured, learned from throttle answers)
+    budgets: dict[Budget, tuple[int, int]] = field(default_factory=dict)
+    quota: QuotaView | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +126,7 @@ class Progress:
     at: float
     done: int = 0
     calls: int = 0
+    by_route: Counter[str] = field(default_factory=Counter)
 
 
 def progress_fields(
@@ -115,15 +135,23 @@ def progress_fields(
     now: float,
     *,
     in_flight: int,
-    lag: int,
-    tokens: Mapping[str, int],
+    backlog: Mapping[str, int],
+    accounts: Mapping[str, Account],
 ) -> dict[str, Any]:
-    """The fields of a progress line; moves ``last`` on to ``now``."""
+    """The fields of a progress line; moves ``last`` on to ``now``. ``backlog``: per route, the
+    records not consumed yet or without an outcome; each route's drain time is its backlog at the
+    route's rate since the last line (bulk calls and all). Per account: the calls its budgets let
+    start now (``tokens``), its budgets' calls per window as learned so far, and its daily quota
+    (the overall drain time then counts with the calls it leaves, at one a record)."""
+    tokens = {name: account.free(now) for name, account in accounts.items()}
+    budgets = {n: {b: x.calls for b, x in a.budgets.items()} for n, a in accounts.items()}
+    quotas = {n: q for n, a in accounts.items() if (q := quota_view(a, now)) is not None}
     elapsed = max(now - last.at, 1e-9)
     done = tally.done
     rate = (done - last.done) / elapsed
-    backlog = lag + in_flight
-    fields = {
+    total = sum(backlog.values())
+    rates = {name: (tally.by_route[name] - last.by_route[name]) / elapsed for name in backlog}
+    fields: dict[str, Any] = {
         "records_per_s": round(rate, 2),
         "calls_per_s": round((tally.api_calls - last.calls) / elapsed, 2),
         "consumed": tally.consumed,
@@ -137,12 +165,60 @@ def progress_fields(
         "coalesced": tally.coalesced,
         "no_change": tally.no_change,
         "in_flight": in_flight,
-        "backlog": backlog,
-        "eta_s": round(backlog / rate) if rate > 0 else None,
-        "tokens": dict(tokens),
+        "backlog": total,
+        "eta_s": _eta(total, rate, quotas),
+        "eta_s_by_route": {
+            name: round(count / rates[name]) if rates[name] > 0 else None
+            for name, count in sorted(backlog.items())
+            if count
+        },
+        "tokens": tokens,
+        "budgets": budgets,
     }
+    if quotas:
+        fields["quota_left"] = {name: quota.left for name, quota in quotas.items()}
+        fields["quota_exhausted_until"] = {
+            name: _iso(quota.until) for name, quota in quotas.items() if quota.until is not None
+        }
     last.at, last.done, last.calls = now, done, tally.api_calls
+    last.by_route = Counter(tally.by_route)
     return fields
+
+
+def route_backlog(
+    lags: Mapping[TopicPartitionKey, int],
+    offsets: OffsetTracker,
+    route_of: Callable[[str], Route | None],
+) -> Counter[str]:
+    """Per route, the records not consumed yet (``lags``) or consumed without an outcome."""
+    backlog: Counter[str] = Counter()
+    for tp in {*lags, *offsets.partitions()}:
+        if (route := route_of(tp[0])) is not None:
+            backlog[route.name] += lags.get(tp, 0) + offsets.pending(tp)
+    return backlog
+
+
+def _eta(backlog: int, rate: float, quotas: Mapping[str, QuotaView]) -> int | None:
+    """Seconds to drain ``backlog`` at ``rate``, or at the quotas' pace once the calls they have
+    left today are spent, whichever is longer."""
+    eta = backlog / rate if rate > 0 else None
+    if quotas:
+        left = sum(quota.left for quota in quotas.values())
+        pace = sum(quota.per_day / quota.day for quota in quotas.values())
+        paced = max(0, backlog - left) / pace if pace > 0 else math.inf
+        eta = paced if eta is None else max(eta, paced)
+    return None if eta is None or math.isinf(eta) else round(eta)
+
+
+def _iso(wall: float) -> str:
+    return datetime.fromtimestamp(wall, UTC).isoformat(timespec="seconds")
+
+
+def quota_view(account: Account, now: float) -> QuotaView | None:
+    """An account's daily quota as this replica spends it, if it has one."""
+    if (quota := account.quota) is None:
+        return None
+    return QuotaView(quota.allowance, quota.left(now), quota.exhausted_until(now), quota.day)
 
 
 def account_view(account: Account, now: float) -> AccountView:
@@ -151,7 +227,12 @@ def account_view(account: Account, now: float) -> AccountView:
     calls, window = gate.share.per_window(gate.window, gate.turn), gate.window
     available = not account.probing
     free, answers = gate.free(now), dict(account.answers)
-    view = AccountView(account.name, calls, window, free, account.in_flight, available, answers)
+    budgets = {b: (limit.configured, limit.calls) for b, limit in account.budgets.items()}
+    view = AccountView(
+        account.name, calls, window, free, account.in_flight, available, answers, budgets=budgets
+    )
+    if (quota := quota_view(account, now)) is not None:
+        view = replace(view, quota=quota)
     if bulk is not None:
         view = replace(view, bulk_calls=bulk.share.per_window(bulk.window, bulk.turn))
     return view

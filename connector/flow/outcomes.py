@@ -160,6 +160,7 @@ class Outcomes:
                 self._bytes[tp] -= record.size
             if route is not None:
                 fields.update(route=route.name, operation=route.operation)
+                self.tally.by_route[route.name] += 1
             if outcome == "accepted" and record.timestamp_ms is not None:
                 self.result_latency.observe(max(0.0, self._wall() - record.timestamp_ms / 1000))
             where = {"topic": record.topic, "partition": record.partition, "offset": record.offset}

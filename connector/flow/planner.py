@@ -66,8 +66,8 @@ class SinglePlanner:
     def next_call(
         self, account: Account, lanes: Lanes, now: float, allow: Callable[[Job], bool] | None
     ) -> Call | None:
-        """The oldest ready job of ``account`` that ``allow`` accepts, as a call, if the main
-        budget lets one start now."""
+        """The next ready job of ``account`` that ``allow`` accepts (live changes first), as a
+        call, if the main budget lets one start now."""
         if not account.may_send(MAIN, now):
             return None
         job = lanes.take(account.name, now, allow)

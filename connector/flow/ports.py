@@ -1,6 +1,6 @@
 """[pure] The loop's ports: protocols for the Kafka input, the outcome writer, the read-back of
-outcomes, the state topic and the HTTP calls, so the loop runs against fakes in tests and the
-adapters in :mod:`connector.adapters` in production."""
+outcomes, the state topic, the quota topic and the HTTP calls, so the loop runs against fakes in
+tests and the adapters in :mod:`connector.adapters` in production."""
 
 from __future__ import annotations
 
@@ -10,10 +10,11 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Collection, Mapping
 
     from connector.flow.offsets import TopicPartitionKey
+    from connector.flow.quota import Spent
     from connector.lsq.catalog import Request
     from connector.records import Accepted, Answer, DeadLetter, SourceRecord
 
-__all__ = ["Calls", "Input", "Output", "Recovery", "States"]
+__all__ = ["Calls", "Input", "Output", "Recovery", "Spending", "States"]
 
 
 class Input(Protocol):
@@ -25,7 +26,7 @@ class Input(Protocol):
     def resume(self, tps: list[TopicPartitionKey]) -> None: ...
     def commit(self, positions: Mapping[TopicPartitionKey, int]) -> str | None: ...
     def committed(self, tps: list[TopicPartitionKey]) -> dict[TopicPartitionKey, int]: ...
-    def lag(self) -> int: ...
+    def lag(self) -> dict[TopicPartitionKey, int]: ...
     def topic_partitions(self) -> dict[str, int]: ...
     def close(self) -> None: ...
 
@@ -68,6 +69,24 @@ class States(Protocol):
     def write(self, tp: TopicPartitionKey, key: bytes, fingerprint: int) -> None:
         """Record ``fingerprint`` under the state record key ``key`` (no acknowledgement is
         waited for: a lost one only means a later unchanged record is sent)."""
+        ...
+
+
+class Spending(Protocol):
+    """The quota topic (:class:`~connector.adapters.quota.QuotaTopic`): the calls each account
+    spent of its daily quota, per source partition and time slice."""
+
+    def read(self, tps: Collection[TopicPartitionKey], since: float) -> dict[str, list[Spent]]:
+        """The counts of these partitions written since ``since`` (wall-clock seconds), by
+        account."""
+        ...
+
+    def write(self, account: str, counts: Collection[Spent]) -> None:
+        """Record ``account``'s counts (the latest per partition and slice wins)."""
+        ...
+
+    def flush(self, timeout: float) -> bool:
+        """Wait until every count written is acknowledged; whether all were."""
         ...
 
 

@@ -18,7 +18,15 @@ if TYPE_CHECKING:
 
     from connector.records import Answer, Mode, Operation
 
-__all__ = ["Settlement", "Verdict", "VerdictKind", "backoff", "classify", "single"]
+__all__ = [
+    "Settlement",
+    "Verdict",
+    "VerdictKind",
+    "backoff",
+    "classify",
+    "single",
+    "stated_limit",
+]
 
 #: accepted → results topic; throttled → account cool-down, retry; retry → backoff, retry up to
 #: the limit; permanent → dead-letter; auth → the account's keys are rejected: hold, never DLQ;
@@ -26,7 +34,9 @@ __all__ = ["Settlement", "Verdict", "VerdictKind", "backoff", "classify", "singl
 VerdictKind = Literal["accepted", "throttled", "retry", "permanent", "auth", "alone"]
 
 #: LeadSquared's documented throttle message, "API calls exceeded the limit of N in W second(s)".
-_THROTTLE = re.compile(r"\s*API calls exceeded the limit of \d+ in \d+(\.\d+)? ?sec", re.IGNORECASE)
+_THROTTLE = re.compile(
+    r"\s*API calls exceeded the limit of (\d+) in (\d+(?:\.\d+)?) ?sec", re.IGNORECASE
+)
 _FAILED = {"error", "failed", "failure"}
 _REASON_MAX = 500
 _MAX_DOUBLINGS = 62  # beyond this the float overflows; every realistic cap is far below
@@ -44,6 +54,8 @@ class Verdict:
     activity_id: str | None = None
     row: int | None = None  # the record's row in a bulk call (1-based)
     applied: bool = False  # LeadSquared applied it before answering (a bulk call's row)
+    #: the account's limit a throttle answer states: (calls, window seconds)
+    limit: tuple[int, float] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +92,7 @@ def classify(answer: Answer, operation: Operation, mode: Mode) -> Verdict:
     message = _message(envelope) or _snippet(answer.body)
     reason = f"HTTP {status}: {exc_type + ': ' if exc_type else ''}{message}"[:_REASON_MAX]
     if status == HTTPStatus.TOO_MANY_REQUESTS or _is_rate_limit(exc_type, message):
-        return Verdict("throttled", reason, exc_type)
+        return Verdict("throttled", reason, exc_type, limit=stated_limit(message))
     if status in (HTTPStatus.UNAUTHORIZED, HTTPStatus.FORBIDDEN):
         return Verdict("auth", reason, exc_type)
     server_error = status >= HTTPStatus.INTERNAL_SERVER_ERROR
@@ -100,6 +112,16 @@ def backoff(attempt: int, base: float, cap: float, draw: Callable[[], float]) ->
     """Full-jitter delay before retry number ``attempt`` (1-based): uniform in
     [0, min(cap, base·2^(attempt-1))). ``draw`` returns a uniform number in [0, 1)."""
     return draw() * min(cap, base * 2.0 ** min(attempt - 1, _MAX_DOUBLINGS))
+
+
+def stated_limit(message: str) -> tuple[int, float] | None:
+    """The limit a throttle message states ("API calls exceeded the limit of N in W second(s)"),
+    as (N, W); ``None`` when it states none, or none that makes sense (N or W zero)."""
+    found = _THROTTLE.match(message)
+    if found is None:
+        return None
+    calls, window = int(found[1]), float(found[2])
+    return (calls, window) if calls > 0 and window > 0 else None
 
 
 def _is_rate_limit(exc_type: str | None, message: str) -> bool:

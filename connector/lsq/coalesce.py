@@ -10,6 +10,7 @@ not combine."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from connector.records import Payload
@@ -24,14 +25,16 @@ Coalesce = Literal["latest", "merge"]
 
 
 def combine(mode: Coalesce, earlier: Payload, later: Payload) -> Payload | None:
-    """One payload carrying ``earlier`` then ``later`` (``None``: they cannot share a call)."""
+    """One payload carrying ``earlier`` then ``later`` (``None``: they cannot share a call); a
+    snapshot read only when both are."""
     if earlier.operation != later.operation or earlier.params != later.params:
         return None
     if not isinstance(earlier.body, list) or not isinstance(later.body, list):
         return None
+    snapshot = earlier.snapshot and later.snapshot  # live if either part is
     if mode == "latest":
-        return later
-    return Payload(later.operation, later.params, _merged(earlier.body, later.body))
+        return replace(later, snapshot=snapshot)
+    return Payload(later.operation, later.params, _merged(earlier.body, later.body), snapshot)
 
 
 def _merged(earlier: Iterable[dict[str, Any]], later: Iterable[dict[str, Any]]) -> list[Any]:

@@ -10,10 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
-    HttpUrl,
     SecretStr,
     field_validator,
     model_validator,
@@ -24,6 +21,8 @@ from connector.errors import ConfigError
 from connector.lsq.catalog import BULK, BULK_ROWS
 from connector.records import Mode, Operation
 from connector.settings import patterns as topic_patterns
+from connector.settings.accounts import AccountSettings, RateLimitSettings
+from connector.settings.base import Model
 from connector.settings.kafka import KafkaSettings
 from connector.transform.mapping import MappingSpec, compile_mapping
 
@@ -45,47 +44,14 @@ __all__ = [
 ]
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-
-
-class RegistrySettings(_Model):
+class RegistrySettings(Model):
     """Confluent Schema Registry holding the writer schemas of the input topics."""
 
     url: str
     basic_auth_user_info: SecretStr | None = None
 
 
-class RateLimitSettings(_Model):
-    """At most ``calls`` calls in any ``window_seconds`` for the account (SPEC §7)."""
-
-    calls: int = Field(25, ge=1)
-    window_seconds: float = Field(5.0, gt=0)
-    margin_seconds: float = Field(0.05, ge=0)
-    share_by_partitions: bool = True  # replicas split the budget by their share of partitions
-
-
-def _smallest_bulk_limit() -> RateLimitSettings:
-    """LeadSquared's smallest documented bulk limit: 1 call in 5 s (older plans)."""
-    return RateLimitSettings(calls=1)
-
-
-class AccountSettings(_Model):
-    """One LeadSquared account: hosts, keys and its rate limits (main and bulk)."""
-
-    async_host: HttpUrl = HttpUrl("https://asyncapi.leadsquared.com")
-    api_host: HttpUrl = HttpUrl("https://api.leadsquared.com")
-    access_key: SecretStr
-    secret_key: SecretStr
-    api_key: SecretStr | None = None
-    rate_limit: RateLimitSettings = RateLimitSettings()
-    bulk_rate_limit: RateLimitSettings = Field(default_factory=_smallest_bulk_limit)
-    max_concurrency: int = Field(4, ge=1, le=256)
-    connect_timeout_seconds: float = Field(5.0, gt=0)
-    request_timeout_seconds: float = Field(30.0, gt=0)
-
-
-class BulkSettings(_Model):
+class BulkSettings(Model):
     """Bulk calls of a route (SPEC §12): used when at least ``min_rows`` records wait."""
 
     min_rows: int = Field(5, ge=1, le=BULK_ROWS)
@@ -98,7 +64,7 @@ class BulkSettings(_Model):
         return self
 
 
-class RouteSettings(_Model):
+class RouteSettings(Model):
     """Binds input topics to one LeadSquared operation and one mapping."""
 
     name: str = Field(min_length=1)
@@ -179,16 +145,18 @@ class RouteSettings(_Model):
         return topic in self.topics
 
 
-class OutputSettings(_Model):
+class OutputSettings(Model):
     """Where outcomes go (SPEC §5)."""
 
     results_topic: str = Field(min_length=1)
     dead_letter_topic: str = Field(min_length=1)
     #: compacted topic of the fingerprint of each key's last accepted payload (SPEC §12)
     state_topic: str | None = Field(None, min_length=1)
+    #: the calls spent of each account's daily quota, per source partition and time slice (§7)
+    quota_topic: str | None = Field(None, min_length=1)
 
 
-class RetrySettings(_Model):
+class RetrySettings(Model):
     """Retries of transient failures (5xx, timeouts, connection errors), SPEC §6."""
 
     max_attempts: int = Field(8, ge=1)
@@ -201,8 +169,8 @@ class RetrySettings(_Model):
     throttle_unavailable_seconds: float = Field(60.0, gt=0)  # only throttles this long: probe
 
 
-class FlowSettings(_Model):
-    """Bounds on work in flight (SPEC §2.5), commit cadence and shutdown."""
+class FlowSettings(Model):
+    """Bounds on work in flight (SPEC §2.5), commit cadence, shutdown and priorities (SPEC §7)."""
 
     max_in_flight_records: int = Field(1000, ge=1)
     max_in_flight_bytes: int = Field(64 * 2**20, ge=1024)
@@ -211,9 +179,11 @@ class FlowSettings(_Model):
     shutdown_grace_seconds: float = Field(25.0, ge=0)
     outcome_lookback_seconds: float = Field(900.0, ge=0)  # outcomes read back on assignment
     stall_warning_seconds: float = Field(15.0, gt=0)  # outcomes unacknowledged: warn after
+    #: least part of the jobs handed out that are snapshot reads while live changes wait (SPEC §7)
+    snapshot_share: float = Field(0.1, ge=0, le=0.5)
 
 
-class LogSettings(_Model):
+class LogSettings(Model):
     """Structured logs on stdout."""
 
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -222,7 +192,7 @@ class LogSettings(_Model):
     progress_interval_seconds: float = Field(10.0, gt=0)
 
 
-class HealthSettings(_Model):
+class HealthSettings(Model):
     """The port serving /metrics, /livez and /readyz (SPEC §8)."""
 
     enabled: bool = True
@@ -281,6 +251,12 @@ class Settings(BaseSettings):
                 raise ValueError(f"accounts.{route.account}.api_key: needed by async route {i}")
             if route.value_schema is None and self.schema_registry is None:
                 raise ValueError(f"routes.{i}.value_schema: needed when no schema_registry is set")
+        quotas = [name for name, account in self.accounts.items() if account.daily_quota]
+        if quotas and self.output.quota_topic is None:
+            raise ValueError(
+                f"output.quota_topic: needed by accounts.{quotas[0]}.daily_quota (the calls spent "
+                "are kept there, across restarts and for the whole fleet)"
+            )
         topics = [t for route in self.routes for t in route.topics]
         if duplicates := sorted({t for t in topics if topics.count(t) > 1}):
             raise ValueError(f"routes: topics in more than one route {duplicates}")

@@ -36,6 +36,7 @@ import httpx
 
 from connector.flow.codec import RESULT_SCHEMA
 from connector.flow.gates import RateGate
+from connector.testing.bench_budget import run_all as budget_figures
 from connector.testing.bench_bulk import run_all as bulk_figures
 from connector.testing.bench_memory import memory
 from connector.testing.broker import local_broker
@@ -353,6 +354,7 @@ def main(argv: list[str] | None = None) -> int:
         }
         say(f"  {figures['fleet']}")
         figures |= bulk_figures(stack, say)  # backfill and update-heavy (bench_bulk)
+        figures |= budget_figures(stack, say)  # learned limits (bench_budget)
         say("memory (1,000,000-record backlog behind the 25 calls / 5 s budget, 5 minutes)")
         figures["memory"] = memory(stack, say)
         say(f"  {figures['memory']}")

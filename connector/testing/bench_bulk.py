@@ -19,19 +19,14 @@ They do not depend on the scale; records/s at LeadSquared's real limits are ÷ 5
 
 from __future__ import annotations
 
-import argparse
-import json
 import random
 import statistics
-import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from connector.testing.broker import local_broker
+from connector.testing import benchkit
 from connector.testing.cdc import (
     ACTIVITIES,
     LEADS,
@@ -41,7 +36,6 @@ from connector.testing.cdc import (
     envelope,
     lead_row,
 )
-from connector.testing.registry import SchemaRegistryServer
 from connector.testing.sim import AnswerClass, RateLimit, SimConfig, SimProcess
 from connector.testing.sink import SinkProcess
 
@@ -98,9 +92,11 @@ def _config(stack: Stack, sim: SimProcess, suffix: str, bulk_calls: int | None) 
     return config
 
 
-def _produce(stack: Stack, events: Iterable[Event], suffix: str, rate: float | None = None) -> None:
+def produce(
+    stack: Stack, events: Iterable[Event], suffix: str, rate: float | None = None
+) -> list[tuple[int, int]]:
     """Produce ``events`` to their topics' ``suffix`` copies: all at once, or ``rate`` per second
-    (in ticks of 0.1 s, on a fixed schedule)."""
+    (in ticks of 0.1 s, on a fixed schedule). Returns the (partition, offset) of each."""
     with CdcWriter(stack.broker.bootstrap_servers, stack.registry.url) as writer:
         started = time.monotonic()
         for n, event in enumerate(events, start=1):
@@ -108,13 +104,15 @@ def _produce(stack: Stack, events: Iterable[Event], suffix: str, rate: float | N
             if rate is not None and n % max(1, round(rate / 10)) == 0:
                 writer.flush()
                 time.sleep(max(0.0, started + n / rate - time.monotonic()))
+        writer.flush()
+    return [writer.positions[i] for i in range(len(writer.positions))]
 
 
 def _epoch(timestamp: str) -> float:
     return datetime.fromisoformat(timestamp).timestamp()
 
 
-def _throttled(stats: AccountStats) -> int:
+def throttled_answers(stats: AccountStats) -> int:
     return stats.answers.get(AnswerClass.THROTTLED, 0)
 
 
@@ -213,7 +211,7 @@ def route_run(
     simulator whose store holds ``seed_leads`` leads already; its steady-state figures."""
     with _simulator(bulk_calls or 1, seed=20) as sim:
         suffix = stack.topics()
-        _produce(stack, events, suffix)
+        produce(stack, events, suffix)
         if seed_leads:
             sim.client.add_leads(sim.client.account().name, existing_leads(seed_leads))
         with SinkProcess(_config(stack, sim, suffix, bulk_calls), stack.workdir / suffix) as sink:
@@ -222,7 +220,7 @@ def route_run(
         main_rate, bulk_rate, rows = _budget_use(sim.client.requests(), start)
     return RouteRun(
         records_per_s=rate,
-        throttled=_throttled(stats),
+        throttled=throttled_answers(stats),
         max_calls_in_window=stats.max_calls_in_window,
         max_bulk_calls_in_window=stats.max_bulk_calls_in_window,
         main_calls_per_s=main_rate,
@@ -329,7 +327,7 @@ def stream_run(
         sink = SinkProcess(_config(stack, sim, suffix, None), stack.workdir / suffix).start()
         try:
             sink.wait_for(lambda: bool(sink.events("partitions.assigned")), 60, "assignment")
-            _produce(stack, events, suffix, rate=rate)
+            produce(stack, events, suffix, rate=rate)
             produced = time.time()
             how = "at once" if rate is None else f"at {rate:g}/s"
             say(f"    produced {len(events):,} records {how}")
@@ -359,7 +357,7 @@ def stream_run(
         "coalesced_records": len(groups),
         "calls_saved_by_coalescing": round(len(groups) - sum(1 / size for size in groups)),
         "dead_lettered": summary.get("dead_lettered"),
-        "throttled": _throttled(stats),
+        "throttled": throttled_answers(stats),
         "max_calls_in_window": stats.max_calls_in_window,
         "wait_s_p50": waits[len(waits) // 2],
         "wait_s_p95": waits[int(len(waits) * 0.95) - 1],
@@ -409,37 +407,13 @@ BENCHMARKS: dict[str, tuple[str, Callable[[Stack, Say], dict[str, Any]]]] = {
 
 def run_all(stack: Stack, say: Say, only: Sequence[str] = tuple(BENCHMARKS)) -> dict[str, Any]:
     """Run the benchmarks named in ``only``, saying a heading and the figures of each."""
-    figures: dict[str, Any] = {}
-    for name in only:
-        heading, bench = BENCHMARKS[name]
-        say(heading)
-        started = time.monotonic()
-        figures[name] = bench(stack, say)
-        say(f"  {figures[name]}")
-        say(f"  ({name}: {time.monotonic() - started:.0f} s)")
-    return figures
+    return benchkit.run_all(stack, say, BENCHMARKS, only)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Start a broker and a registry, run the bulk benchmarks, print the figures and one JSON
     line."""
-    from connector.testing.bench import Stack  # noqa: PLC0415 - bench imports this module
-
-    parser = argparse.ArgumentParser(prog="python -m connector.testing.bench_bulk")
-    parser.add_argument("--only", choices=tuple(BENCHMARKS), action="append")
-    args = parser.parse_args(argv)
-
-    def say(text: str) -> None:
-        sys.stdout.write(text + "\n")
-        sys.stdout.flush()
-
-    started = time.monotonic()
-    with local_broker() as broker, SchemaRegistryServer() as registry:
-        stack = Stack(broker, registry, Path(tempfile.mkdtemp(prefix="lsq-bench-bulk-")))
-        figures = run_all(stack, say, args.only or tuple(BENCHMARKS))
-    say(f"({time.monotonic() - started:.0f} s)")
-    say(json.dumps(figures))
-    return 0
+    return benchkit.main("connector.testing.bench_bulk", BENCHMARKS, argv)
 
 
 if __name__ == "__main__":

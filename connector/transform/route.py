@@ -46,7 +46,7 @@ class Route:
         return self.prepare_value(value, record)
 
     def prepare_value(self, value: Any, record: SourceRecord) -> Payload | Skip | DeadLetter:
-        """unwrap → map for an already decoded value."""
+        """unwrap → map for an already decoded value; a snapshot read's payload says so."""
         try:
             change = unwrap(value)
         except Exception as error:  # noqa: BLE001 - see _unprepared
@@ -63,7 +63,7 @@ class Route:
             return _unprepared("map", error)
         if self.skip_unchanged and self._unchanged(change, record, payload):
             return Skip("no_change")
-        return payload
+        return replace(payload, snapshot=True) if change.snapshot else payload
 
     def _unchanged(self, change: Change, record: SourceRecord, payload: Payload) -> bool:
         """Whether the row before an update maps to ``payload`` too (exact when the source sends

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from connector.flow.accounts import BULK, MAIN, Account
 from connector.flow.bulk import BulkPlanner
 from connector.flow.gates import RateGate
+from connector.flow.quota import Quotas
 from connector.pipeline import Pipeline
 from connector.records import Answer, SourceRecord
 from connector.settings.model import FlowSettings, RetrySettings
@@ -22,6 +23,8 @@ if TYPE_CHECKING:
     from connector.flow.fingerprints import Memory
     from connector.flow.offsets import TopicPartitionKey
     from connector.flow.planner import Planner
+    from connector.flow.ports import Spending
+    from connector.flow.quota import Quota
     from connector.lsq.catalog import Request
     from connector.lsq.coalesce import Coalesce
     from connector.records import Accepted, DeadLetter
@@ -103,8 +106,11 @@ class FakeInput:
             out |= positions
         return out
 
-    def lag(self) -> int:
-        return len(self.pending)
+    def lag(self) -> dict[TopicPartitionKey, int]:
+        lags: dict[TopicPartitionKey, int] = {}
+        for r in self.pending:
+            lags[r.topic, r.partition] = lags.get((r.topic, r.partition), 0) + 1
+        return lags
 
     def topic_partitions(self) -> dict[str, int]:
         assert not self.in_callback, "metadata requested from inside a rebalance callback"
@@ -310,13 +316,16 @@ def harness(
     bulk: tuple[int, int, int] | None = None,  # min rows, max rows, bulk calls per window
     coalesce: Coalesce | None = None,
     memory: Memory | None = None,
+    quota: tuple[Quota, Spending] | None = None,
 ) -> Harness:
-    """The loop over fakes; with ``bulk``, the route sends bulk calls (:class:`BulkPlanner`)."""
+    """The loop over fakes; with ``bulk``, the route sends bulk calls (:class:`BulkPlanner`);
+    with ``quota``, the account has that daily quota, kept through that port."""
     clock, retry = Clock(), retry or RetrySettings()
     gates, limits = {MAIN: RateGate(calls, window, margin=0.0)}, {MAIN: (calls, window)}
     if bulk is not None:
         gates[BULK], limits[BULK] = RateGate(bulk[2], window, margin=0.0), (bulk[2], window)
     account = Account("main", gates, concurrency, cooldown=window, retry=retry, limits=limits)
+    account.quota = None if quota is None else quota[0]
     the_route = route(
         bulk=None if bulk is None else bulk[:2], coalesce=coalesce, remember=memory is not None
     )
@@ -333,6 +342,7 @@ def harness(
         flow=flow or FlowSettings(commit_interval_seconds=0.001),
         planner=planner,
         memory=memory,
+        quotas=None if quota is None else Quotas({"main": quota[0]}, quota[1]),
         clock=clock,
         wall=lambda: 1_700_000_000.0,
         draw=lambda: 0.5,

@@ -159,6 +159,8 @@ def test_secrets_never_appear_in_errors(tmp_path: Path) -> None:
         ({"schema_registry": None}, "routes.0.value_schema: needed when no schema_registry"),
         ({"kafka.consumer": {"enable.auto.commit": True}}, "consumer.enable.auto.commit: fixed"),
         ({"kafka.producer": {"acks": "1"}}, "producer.acks: fixed by the connector's delivery"),
+        ({"accounts.default.daily_quota": 3000}, "output.quota_topic: needed by accounts.default"),
+        ({"accounts.default.quota_reserve": 1}, "accounts.default.quota_reserve"),
     ],
 )
 def test_inconsistent_settings_are_rejected(

@@ -85,7 +85,7 @@ def test_readme_lists_every_metric() -> None:
     account = AccountView("main", 25, 5.0, 25, 0, True, {"accepted": 1})
     served = families(Snapshot(accounts=(account,)))
     names = [family.name + ("_total" if family.type == "counter" else "") for family in served]
-    assert len(names) == 23
+    assert len(names) == 28
     assert [name for name in names if f"`{name}" not in README] == []
 
 

@@ -73,6 +73,19 @@ def test_accounts_are_labelled_series() -> None:
     assert _scrape(Snapshot(accounts=(bulk,)))["lsq_sink_bulk_budget_calls", main] == 1
 
 
+def test_budgets_show_as_configured_and_as_learned() -> None:
+    """Per account and budget: the configured calls per window and the learned ones."""
+    view = AccountView("main", 4, 5.0, 4, 0, True, {}, budgets={"main": (25, 10), "bulk": (5, 5)})
+    m = _scrape(Snapshot(accounts=(view,)))
+    main = frozenset({("account", "main"), ("budget", "main")})
+    bulk = frozenset({("account", "main"), ("budget", "bulk")})
+    assert (
+        m["lsq_sink_budget_configured_calls", main],
+        m["lsq_sink_budget_effective_calls", main],
+    ) == (25, 10)
+    assert m["lsq_sink_budget_effective_calls", bulk] == 5
+
+
 def test_latency_buckets_become_cumulative_histograms() -> None:
     """Observations land in their bucket; the exposition counts them cumulatively, +Inf last."""
     latency = Buckets()

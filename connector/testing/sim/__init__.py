@@ -9,6 +9,7 @@ from connector.testing.sim.app import build_app
 from connector.testing.sim.client import SimClient, SimClientError
 from connector.testing.sim.config import (
     Account,
+    DailyQuota,
     FaultRule,
     Faults,
     Outage,
@@ -34,6 +35,7 @@ __all__ = [
     "AccountStats",
     "ActivityView",
     "AnswerClass",
+    "DailyQuota",
     "FaultRule",
     "Faults",
     "LeadView",

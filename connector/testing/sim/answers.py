@@ -12,11 +12,12 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from pydantic import JsonValue
 
-    from connector.testing.sim.config import ErrorStyle, RateLimit
+    from connector.testing.sim.config import DailyQuota, ErrorStyle, RateLimit
     from connector.testing.sim.records import MXError
 
 __all__ = [
     "ACCEPTED_STATUS",
+    "PLAIN_THROTTLE_MESSAGE",
     "Answer",
     "AnswerClass",
     "accepted",
@@ -24,11 +25,14 @@ __all__ = [
     "forbidden",
     "mx_error",
     "not_found",
+    "over_quota",
     "throttled",
     "unauthorized",
 ]
 
 ACCEPTED_STATUS = "Request accepted. Please use below request id to check the status"
+#: The throttle message that names no limit (``RateLimit.states_limit`` False).
+PLAIN_THROTTLE_MESSAGE = "API rate limit exceeded"
 
 
 class AnswerClass(StrEnum):
@@ -88,11 +92,23 @@ def unauthorized() -> Answer:
 
 def throttled(limit: RateLimit) -> Answer:
     """Over the account's budget, in the configured style."""
+    return _throttled(limit, limit.calls, limit.window_s)
+
+
+def over_quota(limit: RateLimit, quota: DailyQuota) -> Answer:
+    """Over the account's daily quota: a throttle answer in the style of its rate ``limit``,
+    naming the quota's calls and day."""
+    return _throttled(limit, quota.calls, quota.day_s)
+
+
+def _throttled(limit: RateLimit, calls: int, window_s: float) -> Answer:
+    """A throttle answer in the style of ``limit`` for a limit of ``calls`` in ``window_s``."""
     headers = {} if limit.retry_after_s is None else {"Retry-After": str(limit.retry_after_s)}
     if limit.style == "gateway429":
         return Answer(429, {"message": "Too Many Requests"}, AnswerClass.THROTTLED, None, headers)
-    window = f"{limit.window_s:g}"
-    message = f"API calls exceeded the limit of {limit.calls} in {window} second(s)"
+    message = PLAIN_THROTTLE_MESSAGE
+    if limit.states_limit:
+        message = f"API calls exceeded the limit of {calls} in {window_s:g} second(s)"
     body = envelope("MXAPIRateLimitExceededException", message)
     status = 200 if limit.style == "body200" else 429
     return Answer(status, body, AnswerClass.THROTTLED, None, headers)

@@ -1,6 +1,7 @@
 """[I/O] The aiohttp application. Every API call is logged on arrival, then goes
 faults → auth → limit → validate → handle; ``/_sim/*`` (control.py) is never faulted, limited
-or logged. Bulk calls draw on the account's bulk budget only; the others on its main budget."""
+or logged. Bulk calls draw on the account's bulk budget only; the others on its main budget.
+Every call a budget admits must then pass the account's daily quota, if it has one."""
 
 from __future__ import annotations
 
@@ -115,9 +116,9 @@ async def _answer(state: SimState, call: Call) -> Answer:
     if isinstance(account, Answer):
         return account
     budget = _budget(route, account)
-    if budget is not None and not budget.limiter.admit(state.clock()):
-        budget.throttled += 1
-        return answers.throttled(budget.limit)
+    refused = None if budget is None else _refusal(account, budget, state.clock())
+    if refused is not None:
+        return refused
     if route.kind is Kind.BULK:
         return _bulk(route, account, call)
     return _handle(state, route, account, call)
@@ -129,6 +130,19 @@ def _budget(route: Route, account: AccountState) -> Budget | None:
         return account.bulk
     limited = account.counts_against_limit(route.kind in (Kind.STATUS, Kind.METRICS))
     return account.main if limited else None
+
+
+def _refusal(account: AccountState, budget: Budget, now: float) -> Answer | None:
+    """The throttle answer for a call at ``now`` over ``budget``, or then over the account's
+    daily quota (such a call has used rate budget, but no quota); None when it is admitted."""
+    if not budget.limiter.admit(now):
+        budget.throttled += 1
+        return answers.throttled(budget.limit)
+    quota = account.quota
+    if quota is not None and not quota.day.admit(now):
+        quota.refused += 1
+        return answers.over_quota(account.limit, quota.limit)
+    return None
 
 
 def _fault_plan(state: SimState, call: Call) -> FaultPlan:

@@ -34,6 +34,9 @@ _PATHS: dict[str, tuple[str, ...]] = {
     "throttle_style": ("rate_limit", "style"),
     "retry_after": ("rate_limit", "retry_after_s"),
     "limit_status_calls": ("rate_limit", "limit_status_calls"),
+    "throttle_message": ("rate_limit", "states_limit"),
+    "daily_quota": ("daily_quota", "calls"),
+    "quota_day_seconds": ("daily_quota", "day_s"),
     "processing_rate": ("processing", "rate"),
     "processing_delay": ("processing", "delay_s"),
     "processing_error_rate": ("processing", "error_rate"),
@@ -61,6 +64,13 @@ def _rate_limit(text: str) -> dict[str, Any]:
         return {"calls": int(calls), "window_s": float(window)}
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected N/W (e.g. 25/5) or off, not {text!r}") from None
+
+
+def _states_limit(text: str) -> bool:
+    """``--throttle-message``: ``limit`` names N and W, ``plain`` does not."""
+    if text not in ("limit", "plain"):
+        raise argparse.ArgumentTypeError(f"expected limit or plain, not {text!r}")
+    return text == "limit"
 
 
 def _account(text: str) -> dict[str, str]:
@@ -160,7 +170,8 @@ def _add_behaviour(parser: argparse.ArgumentParser) -> None:
         "--bulk-rate-limit",
         type=_rate_limit,
         metavar="N/W|off",
-        help="the bulk endpoints' own budget, N calls per W s (1/5); mode and style as above",
+        help="the bulk endpoints' own budget, N calls per W s (1/5); mode, style and message "
+        "as above",
     )
     add("--rate-limit-mode", choices=("sliding", "fixed", "bucket"), help="algorithm (sliding)")
     add(
@@ -170,6 +181,20 @@ def _add_behaviour(parser: argparse.ArgumentParser) -> None:
     )
     add("--retry-after", type=int, metavar="SECONDS", help="send Retry-After when throttling")
     add("--limit-status-calls", action="store_true", help="status/metrics calls count too")
+    add(
+        "--throttle-message",
+        type=_states_limit,
+        metavar="{limit,plain}",
+        help="'API calls exceeded the limit of N in W second(s)' or 'API rate limit exceeded' "
+        "(limit)",
+    )
+    add(
+        "--daily-quota",
+        type=int,
+        metavar="N",
+        help="per account, at most N calls in any rolling day, past the rate limits (none)",
+    )
+    add("--quota-day-seconds", type=float, metavar="S", help="the quota's day (86400)")
     add(
         "--unique-fields",
         type=_names,
@@ -236,7 +261,9 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
 
 def _set(data: dict[str, Any], path: tuple[str, ...], value: object) -> None:
     for key in path[:-1]:
-        data = data.setdefault(key, {})
+        if data.get(key) is None:  # absent, or null in the file (daily_quota)
+            data[key] = {}
+        data = data[key]
     data[path[-1]] = value
 
 

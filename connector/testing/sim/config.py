@@ -17,6 +17,7 @@ __all__ = [
     "DEFAULT_ACCOUNT",
     "DEFAULT_BULK_LIMIT",
     "Account",
+    "DailyQuota",
     "FaultRule",
     "Faults",
     "Outage",
@@ -40,7 +41,9 @@ class _Model(BaseModel):
 
 
 class RateLimit(_Model):
-    """Per-account budget: ``calls`` in any ``window_s`` seconds (LeadSquared says 25 in 5)."""
+    """Per-account budget: ``calls`` in any ``window_s`` seconds (LeadSquared says 25 in 5).
+    ``states_limit`` False throttles with "API rate limit exceeded" instead of the documented
+    "API calls exceeded the limit of N in W second(s)"."""
 
     calls: int = Field(25, ge=1)
     window_s: float = Field(5.0, gt=0)
@@ -49,10 +52,19 @@ class RateLimit(_Model):
     style: ThrottleStyle = "http429"
     retry_after_s: int | None = Field(None, ge=0, description="send Retry-After (none by default)")
     limit_status_calls: bool = False
+    states_limit: bool = True
 
 
 #: LeadSquared's smallest documented bulk budget: 1 call in 5 s (reference §4.1).
 DEFAULT_BULK_LIMIT = RateLimit(calls=1, window_s=5.0)
+
+
+class DailyQuota(_Model):
+    """Per-account quota: at most ``calls`` admitted calls in any closed window of ``day_s``
+    seconds (a rolling day), on top of the rate limits."""
+
+    calls: int = Field(ge=1)
+    day_s: float = Field(86400.0, gt=0)
 
 
 class Account(_Model):
@@ -64,6 +76,7 @@ class Account(_Model):
     api_key: str = Field(min_length=1)
     rate_limit: RateLimit | None = None
     bulk_rate_limit: RateLimit | None = None
+    daily_quota: DailyQuota | None = None
 
 
 DEFAULT_ACCOUNT = Account(
@@ -135,8 +148,9 @@ class SimConfig(_Model):
     bulk_rate_limit: RateLimit = Field(
         DEFAULT_BULK_LIMIT,
         description="the bulk endpoints' own budget: only calls, window_s and enabled are read; "
-        "mode, style and retry_after_s follow the account's rate_limit",
+        "mode, style, retry_after_s and states_limit follow the account's rate_limit",
     )
+    daily_quota: DailyQuota | None = Field(None, description="every account's (none by default)")
     processing: Processing = Processing()
     store: StoreRules = StoreRules()
     faults: Faults = Faults()
@@ -164,11 +178,16 @@ class SimConfig(_Model):
 
     def account_bulk_limit(self, account: Account) -> RateLimit:
         """The bulk endpoints' budget for ``account``: its (or the default) ``bulk_rate_limit``
-        counted with the algorithm and answered in the style of its main rate limit."""
+        counted with the algorithm and answered in the style (and message) of its main rate
+        limit."""
         main = self.account_limit(account)
         bulk = account.bulk_rate_limit or self.bulk_rate_limit
-        how = {"mode": main.mode, "style": main.style, "retry_after_s": main.retry_after_s}
+        how = main.model_dump(include={"mode", "style", "retry_after_s", "states_limit"})
         return bulk.model_copy(update=how)
+
+    def account_quota(self, account: Account) -> DailyQuota | None:
+        """The daily quota that applies to ``account``, if any."""
+        return account.daily_quota or self.daily_quota
 
 
 def read_config_data(path: str | Path) -> dict[str, Any]:

@@ -154,7 +154,7 @@ async def _store(request: web.Request) -> web.Response:
 
 
 def _account_stats(account: AccountState) -> AccountStats:
-    queue = account.queue
+    queue, quota = account.queue, account.quota
     return AccountStats(
         calls=account.calls,
         answers=dict(account.answers),
@@ -166,6 +166,8 @@ def _account_stats(account: AccountState) -> AccountStats:
         max_bulk_calls_in_window=account.bulk.window.peak,
         bulk_window_s=account.bulk_limit.window_s,
         bulk_limit=account.bulk_limit.calls if account.bulk_limit.enabled else None,
+        quota_refused=0 if quota is None else quota.refused,
+        max_calls_in_day=None if quota is None else quota.day.peak,
         queue=QueueStats(
             pending=queue.pending,
             succeeded=queue.succeeded,

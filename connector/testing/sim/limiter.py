@@ -1,6 +1,7 @@
 """[pure] The per-account rate limit over injected time: a strict sliding window (default), fixed
-(aligned) windows, or a token bucket. ``admit(now)`` answers at once and never sleeps; a rejected
-call consumes no budget. Windows are closed: calls at ``t`` and ``t + W`` share a window."""
+(aligned) windows, or a token bucket; and the daily quota, a sliding window over a day.
+``admit(now)`` answers at once and never sleeps; a rejected call consumes no budget. Windows are
+closed: calls at ``t`` and ``t + W`` share a window."""
 
 from __future__ import annotations
 
@@ -10,7 +11,15 @@ from typing import TYPE_CHECKING, Protocol
 if TYPE_CHECKING:
     from connector.testing.sim.config import RateLimit
 
-__all__ = ["FixedWindow", "Limiter", "SlidingWindow", "TokenBucket", "Unlimited", "make_limiter"]
+__all__ = [
+    "FixedWindow",
+    "Limiter",
+    "RollingQuota",
+    "SlidingWindow",
+    "TokenBucket",
+    "Unlimited",
+    "make_limiter",
+]
 
 
 class Limiter(Protocol):
@@ -35,6 +44,23 @@ class SlidingWindow:
         if len(admitted) >= self._calls:
             return False
         admitted.append(now)
+        return True
+
+
+class RollingQuota(SlidingWindow):
+    """A daily quota: at most ``calls`` admitted calls in any closed window of ``day_s`` seconds.
+    Holds one float per call admitted in the last ``day_s`` seconds. ``peak`` is the most calls
+    admitted in any such window so far: the busiest window can always be slid to end at an
+    admitted call, so it is the most calls the window held just after an admission."""
+
+    def __init__(self, calls: int, day_s: float) -> None:
+        super().__init__(calls, day_s)
+        self.peak = 0
+
+    def admit(self, now: float) -> bool:
+        if not super().admit(now):
+            return False
+        self.peak = max(self.peak, len(self._admitted))
         return True
 
 

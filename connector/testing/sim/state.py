@@ -1,5 +1,5 @@
 """All mutable simulator state, owned by the server's event loop: accounts (keys, rate budgets,
-store, work queue, counters), fault settings, outage windows and the request log."""
+daily quota, store, work queue, counters), fault settings, outage windows and the request log."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from connector.testing.sim.faults import FaultState, Outages
-from connector.testing.sim.limiter import make_limiter
+from connector.testing.sim.limiter import RollingQuota, make_limiter
 from connector.testing.sim.meters import WindowCounter
 from connector.testing.sim.store import LeadStore
 from connector.testing.sim.workqueue import RETRY_SCHEDULE_S, WorkQueue
@@ -24,10 +24,10 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
     from connector.testing.sim.answers import Answer, AnswerClass
-    from connector.testing.sim.config import Account, RateLimit, SimConfig
+    from connector.testing.sim.config import Account, DailyQuota, RateLimit, SimConfig
     from connector.testing.sim.limiter import Limiter
 
-__all__ = ["SIM", "AccountState", "Budget", "LogEntry", "SimState"]
+__all__ = ["SIM", "AccountState", "Budget", "LogEntry", "Quota", "SimState"]
 
 _LOGGED_HEADERS = ("content-type", "x-api-key", "x-lsq-accesskey", "x-lsq-secretkey")
 
@@ -72,13 +72,29 @@ class Budget:
         self.window.add(now)
 
 
+@dataclass(slots=True)
+class Quota:
+    """An account's daily quota: its setting, the calls it admitted in the last day, refusals."""
+
+    limit: DailyQuota
+    day: RollingQuota
+    refused: int = 0  # calls a rate budget admitted and the quota refused
+
+    @classmethod
+    def fresh(cls, limit: DailyQuota) -> Quota:
+        """A quota with nothing used."""
+        return cls(limit, RollingQuota(limit.calls, limit.day_s))
+
+
 class AccountState:
-    """One account: current keys, rate budgets (main and bulk), store, work queue, counters."""
+    """One account: current keys, rate budgets (main and bulk), daily quota, store, work queue,
+    counters."""
 
     def __init__(self, account: Account, config: SimConfig, ids: Random) -> None:
         self.account = account
         self.limit = config.account_limit(account)
         self.bulk_limit = config.account_bulk_limit(account)
+        self.daily_quota = config.account_quota(account)
         self.store = LeadStore(config.store, lambda: _uuid4(ids), _utc_now)
         scale = config.processing.retry_schedule_scale
         delays = [d * scale for d in RETRY_SCHEDULE_S]
@@ -87,11 +103,12 @@ class AccountState:
         self.reset()
 
     def reset(self) -> None:
-        """Empty the store and queue; restart the limiter and counters."""
+        """Empty the store and queue; restart the limiters, quota and counters."""
         self.store.clear()
         self.queue.clear()
         self.main = Budget.fresh(self.limit)
         self.bulk = Budget.fresh(self.bulk_limit)
+        self.quota = None if self.daily_quota is None else Quota.fresh(self.daily_quota)
         self.calls = 0
         self.answers: Counter[AnswerClass] = Counter()
 

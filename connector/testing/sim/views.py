@@ -131,6 +131,9 @@ class AccountStats(_View):
     max_bulk_calls_in_window: int  # over every bulk call, like max_calls_in_window
     bulk_window_s: float
     bulk_limit: int | None  # None when the bulk limit is off
+    # The daily quota, over every call either budget admits:
+    quota_refused: int  # calls a budget admitted and the quota refused (answered as throttled)
+    max_calls_in_day: int | None  # most admitted in any window of day_s; None without a quota
 
 
 class Stats(_View):

@@ -8,9 +8,16 @@ from typing import TYPE_CHECKING
 import pytest
 from pydantic import ValidationError
 
-from connector.testing.sim.answers import throttled
+from connector.testing.sim.answers import over_quota, throttled
 from connector.testing.sim.cli import _parser, config_from_args, main
-from connector.testing.sim.config import Account, RateLimit, SimConfig, load_config
+from connector.testing.sim.config import (
+    DEFAULT_ACCOUNT,
+    Account,
+    DailyQuota,
+    RateLimit,
+    SimConfig,
+    load_config,
+)
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -18,6 +25,14 @@ if TYPE_CHECKING:
 
 def _config(*argv: str) -> SimConfig:
     return config_from_args(_parser().parse_args(list(argv)))
+
+
+def _rate_envelope(message: str) -> dict[str, str]:
+    return {
+        "Status": "Error",
+        "ExceptionType": "MXAPIRateLimitExceededException",
+        "ExceptionMessage": message,
+    }
 
 
 def test_defaults_need_no_options() -> None:
@@ -54,7 +69,8 @@ def test_every_option_lands_in_the_config() -> None:
     """Each option sets its field."""
     config = _config(
         "--rate-limit", "5/1", "--rate-limit-mode", "bucket", "--throttle-style", "body200",
-        "--retry-after", "2", "--limit-status-calls", "--error-style", "http200",
+        "--retry-after", "2", "--limit-status-calls", "--throttle-message", "plain",
+        "--daily-quota", "500", "--quota-day-seconds", "60", "--error-style", "http200",
         "--api-key-status", "401", "--processing-rate", "50", "--processing-delay", "0.5",
         "--processing-error-rate", "0.1", "--retry-schedule-scale", "0.001", "--lost-rate", "0.2",
         "--unique-fields", "EmailAddress,mx_PAN", "--activity-events", "23,105",
@@ -65,8 +81,9 @@ def test_every_option_lands_in_the_config() -> None:
     )  # fmt: skip
     assert config.rate_limit == RateLimit(
         calls=5, window_s=1.0, mode="bucket", style="body200", retry_after_s=2,
-        limit_status_calls=True,
+        limit_status_calls=True, states_limit=False,
     )  # fmt: skip
+    assert config.daily_quota == DailyQuota(calls=500, day_s=60.0)
     assert (config.error_style, config.api_key_status, config.seed, config.port) == (
         "http200",
         401,
@@ -126,6 +143,40 @@ def test_bulk_rate_limit_option_and_per_account_override() -> None:
     assert [(b.calls, b.window_s) for b in limits] == [(7, 5.0), (3, 2.0)]
 
 
+def test_plain_throttle_message_applies_to_the_bulk_budget_too() -> None:
+    """--throttle-message plain (default limit): the bulk budget copies it, and its throttle
+    message names no limit."""
+    assert _config().rate_limit.states_limit is True
+    config = _config("--throttle-message", "plain", "--throttle-style", "body200")
+    bulk = config.account_bulk_limit(config.accounts[0])
+    assert (bulk.states_limit, bulk.style) == (False, "body200")
+    assert throttled(bulk).body == _rate_envelope("API rate limit exceeded")
+
+
+def test_daily_quota_options_default_and_per_account_override() -> None:
+    """No quota by default; --daily-quota N sets every account's (a day of 86400 s unless
+    --quota-day-seconds); an account's own daily_quota wins."""
+    assert _config().daily_quota is None
+    assert _config("--daily-quota", "5").daily_quota == DailyQuota(calls=5, day_s=86400.0)
+    own = Account(access_key="a", secret_key="s", api_key="k", daily_quota=DailyQuota(calls=7))
+    other = Account(access_key="b", secret_key="s", api_key="l")
+    config = SimConfig(accounts=(own, other), daily_quota=DailyQuota(calls=3, day_s=2.0))
+    assert [config.account_quota(a) for a in config.accounts] == [
+        DailyQuota(calls=7, day_s=86400.0),
+        DailyQuota(calls=3, day_s=2.0),
+    ]
+    assert SimConfig().account_quota(DEFAULT_ACCOUNT) is None
+
+
+def test_quota_options_over_a_file_with_a_null_quota(tmp_path: Path) -> None:
+    """A dumped SimConfig (as SimProcess passes it) has ``daily_quota: null``; the quota options
+    still set it."""
+    file = tmp_path / "sim.json"
+    file.write_text(SimConfig().model_dump_json())
+    config = _config("--config", str(file), "--daily-quota", "5", "--quota-day-seconds", "3")
+    assert config.daily_quota == DailyQuota(calls=5, day_s=3.0)
+
+
 def test_options_override_the_config_file(tmp_path: Path) -> None:
     """--config FILE (YAML) is read first, options win."""
     file = tmp_path / "sim.yaml"
@@ -179,6 +230,10 @@ def test_accounts_must_not_share_keys() -> None:
         (["--fault", "[1]"], "expected a JSON object"),
         (["--activity-events", "a,b"], "expected comma-separated integers"),
         (["--throttle-style", "loud"], "invalid choice"),
+        (["--throttle-message", "loud"], "expected limit or plain, not 'loud'"),
+        (["--daily-quota", "0"], "invalid configuration: daily_quota.calls"),
+        (["--quota-day-seconds", "3"], "invalid configuration: daily_quota.calls: Field required"),
+        (["--daily-quota", "5", "--quota-day-seconds", "0"], "daily_quota.day_s"),
         (["--outage", "1:2:flood"], "invalid configuration: outages.0.mode"),
         (["--processing-rate", "0"], "invalid configuration: processing.rate"),
         (["--no-such-option"], "unrecognized arguments"),
@@ -242,6 +297,38 @@ def test_throttle_answer_per_style(style: str, status: int, body: object) -> Non
     answer = throttled(RateLimit.model_validate({"style": style}))
     assert (answer.status, answer.body, answer.headers) == (status, body, {})
     assert throttled(RateLimit(retry_after_s=3)).headers == {"Retry-After": "3"}
+
+
+@pytest.mark.parametrize(
+    ("style", "states_limit", "status", "body"),
+    [
+        ("http429", True, 429, _rate_envelope("API calls exceeded the limit of 25 in 5 second(s)")),
+        ("http429", False, 429, _rate_envelope("API rate limit exceeded")),
+        ("body200", False, 200, _rate_envelope("API rate limit exceeded")),
+        ("gateway429", False, 429, {"message": "Too Many Requests"}),
+    ],
+)
+def test_throttle_message_without_the_limit(
+    style: str, states_limit: bool, status: int, body: object
+) -> None:
+    """states_limit False: the MX styles say "API rate limit exceeded" (same type and status);
+    gateway429 is unchanged."""
+    answer = throttled(RateLimit.model_validate({"style": style, "states_limit": states_limit}))
+    assert (answer.status, answer.body) == (status, body)
+
+
+def test_over_quota_answers_in_the_rate_limit_style_naming_the_quota() -> None:
+    """A call over the daily quota is throttled in the main limit's style and Retry-After, with
+    the documented message naming the quota's calls and day (or the plain message)."""
+    quota = DailyQuota(calls=5, day_s=3.0)
+    answer = over_quota(RateLimit(retry_after_s=1), quota)
+    assert (answer.status, answer.kind, answer.headers) == (429, "throttled", {"Retry-After": "1"})
+    assert answer.body == _rate_envelope("API calls exceeded the limit of 5 in 3 second(s)")
+    plain = over_quota(RateLimit(style="body200", states_limit=False), quota)
+    assert (plain.status, plain.body) == (200, _rate_envelope("API rate limit exceeded"))
+    assert over_quota(RateLimit(style="gateway429"), quota).body == {"message": "Too Many Requests"}
+    day = over_quota(RateLimit(), DailyQuota(calls=1000)).body
+    assert day == _rate_envelope("API calls exceeded the limit of 1000 in 86400 second(s)")
 
 
 def test_fault_option_accepts_a_full_rule() -> None:

@@ -1,4 +1,4 @@
-"""The rate limiter in each mode, over injected time (no sleeping)."""
+"""The rate limiter in each mode, and the daily quota, over injected time (no sleeping)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from connector.testing.sim.config import RateLimit
 from connector.testing.sim.limiter import (
     FixedWindow,
     Limiter,
+    RollingQuota,
     SlidingWindow,
     TokenBucket,
     Unlimited,
@@ -61,6 +62,30 @@ def test_sliding_rejects_only_when_the_window_is_full(times: list[float]) -> Non
             admitted.append(t)
         else:
             assert sum(1 for u in admitted if u >= t - 1.0) == 3
+
+
+def test_rolling_quota_admits_n_per_closed_day_and_keeps_the_busiest_day() -> None:
+    """3 per 10 s: the fourth call is refused until the first one is more than a day old, and
+    the peak is the most calls admitted in one day (refused calls count in neither)."""
+    quota = RollingQuota(3, 10.0)
+    admitted = _admitted(quota, [0.0, 1.0, 2.0, 3.0, 10.0, 10.5, 10.6, 12.5, 30.0])
+    assert admitted == [0.0, 1.0, 2.0, 10.5, 12.5, 30.0]
+    assert quota.peak == 3
+
+
+@given(arrivals, st.integers(min_value=1, max_value=6), st.sampled_from([0.5, 1.0, 5.0]))
+def test_rolling_quota_peak_is_the_most_admitted_in_any_day(
+    times: list[float], calls: int, day: float
+) -> None:
+    """Property: the incremental peak equals the brute-force busiest day of the admitted calls,
+    which never exceeds the quota; a call is refused only when the day is full."""
+    quota, admitted = RollingQuota(calls, day), []
+    for t in times:
+        if quota.admit(t):
+            admitted.append(t)
+        else:
+            assert sum(1 for u in admitted if u >= t - day) == calls
+    assert quota.peak == _most_in_any_window(admitted, day) <= calls
 
 
 def test_fixed_windows_are_aligned_and_reset() -> None:

@@ -1,0 +1,95 @@
+"""[pure] Learned limits (SPEC §7): the configured budget is a ceiling, not a fact. LeadSquared's
+limits differ by plan and the account's keys are shared with its other integrations, so each
+budget of an account (main, bulk) follows what the throttle answers say:
+
+- an answer that **states** the limit ("API calls exceeded the limit of N in W second(s)") lowers
+  the budget to it at once, and the budget never rises above it again (until a restart);
+- an answer that states none, or one that comes although the budget is already within the stated
+  limit (other integrations spend part of it), lowers the budget **multiplicatively**
+  (:data:`DECREASE`), at most once a window, since the answers of calls already sent come in a
+  burst;
+- an answer stating a limit over more than :data:`RATE_WINDOW_MAX_S` ("... of 10000 in 86400
+  second(s)") is about a quota, not the rate: it changes no budget (the cool-down and, if it
+  lasts, the probes of a throttled-out account hold the calls);
+- a budget below its ceiling **recovers** by one call per window every :data:`RECOVER_WINDOWS`
+  windows without a throttle answer (additive increase: AIMD).
+
+The budget is the fleet's: each replica takes its share of it (:mod:`connector.flow.fleet`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+__all__ = ["DECREASE", "RATE_WINDOW_MAX_S", "RECOVER_WINDOWS", "Limit", "per_window"]
+
+#: What a throttle answer without a usable limit leaves of the budget.
+DECREASE = 0.7
+#: Windows without a throttle answer before the budget rises by one call.
+RECOVER_WINDOWS = 2.0
+#: The longest window a stated limit may have to be a rate limit; longer ones are quotas.
+RATE_WINDOW_MAX_S = 60.0
+
+Change = Literal["learned", "lowered"]
+
+
+def per_window(stated: tuple[int, float], window: float) -> int:
+    """The most calls per ``window`` that keep "at most N calls in any W seconds" (``stated``).
+    The gate holds at most that many calls in any ``window``. A W-window lies within one window
+    when W ≤ window (so N); otherwise ⌈W / window⌉ windows cover it, each with at most its
+    share."""
+    calls, seconds = stated
+    if seconds <= window:
+        return calls
+    return calls // math.ceil(seconds / window - 1e-9)
+
+
+@dataclass(slots=True)
+class Limit:
+    """One budget of one account: its configured calls per window (the ceiling), what
+    LeadSquared stated, and the calls per window used now."""
+
+    configured: int
+    window: float
+    calls: int = -1  # used now (-1: the configured value)
+    stated: int | None = None  # calls per window the account's throttle answers stated
+    lowered_at: float = -math.inf  # when a throttle answer last lowered it
+    calm_since: float = -math.inf  # the last throttle answer or rise
+
+    def __post_init__(self) -> None:
+        self.calls = self.configured if self.calls < 0 else self.calls
+
+    @property
+    def ceiling(self) -> int:
+        """The most the budget may rise to: the configured value, or the stated limit if lower."""
+        return self.configured if self.stated is None else min(self.configured, self.stated)
+
+    def throttled(self, stated: tuple[int, float] | None, now: float) -> Change | None:
+        """A throttle answer arrived at ``now``, stating ``stated`` or no limit. Returns how the
+        budget changed: ``learned`` (down to a newly stated limit), ``lowered`` (multiplicatively)
+        or ``None``."""
+        self.calm_since = now
+        if stated is not None and stated[1] > RATE_WINDOW_MAX_S:
+            return None  # a quota spent, not the rate: no budget would help
+        if stated is not None and (calls := max(1, per_window(stated, self.window))) != self.stated:
+            self.stated = calls
+            if self.calls > calls:
+                self.calls, self.lowered_at = calls, now
+                return "learned"
+        if now - self.lowered_at < self.window:  # the answer of a call sent before it was lowered
+            return None
+        lowered = max(1, math.floor(self.calls * DECREASE))
+        if lowered == self.calls:
+            return None
+        self.calls, self.lowered_at = lowered, now
+        return "lowered"
+
+    def recover(self, now: float) -> bool:
+        """Add one call per window when none was throttled for :data:`RECOVER_WINDOWS` windows
+        and the budget is below its ceiling; whether it rose."""
+        if self.calls >= self.ceiling or now - self.calm_since < RECOVER_WINDOWS * self.window:
+            return False
+        self.calls, self.calm_since = self.calls + 1, now
+        return True

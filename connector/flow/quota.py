@@ -1,0 +1,224 @@
+"""[pure] An account's daily quota (SPEC §7): never more than ``calls`` (the quota less the reserve
+left to the account's other integrations) in any rolling day, for the whole fleet, across restarts.
+
+**Counting.** The day is cut into :data:`SLICES` time slices (5 minutes of a 24-hour day); each
+call counts in the slice it was sent in, and a slice counts until a day after its *end*, so a call
+is never forgotten before a day has passed since it was sent (at most a slice longer: the price of
+a bounded count). The counts are kept per source partition, in Kafka (``output.quota_topic``, one
+record per partition and slice holding its count so far), and read back when partitions are
+assigned.
+
+**The fleet.** Each partition of the account's topics may spend ``calls / partitions`` a day, so
+all partitions together never spend more than ``calls``, whichever replica owns them and however
+often they move. A replica pools the allowances of the partitions it owns: a call is charged to its
+records' partition when that one has room, else to the owned partition with the most room. A
+partition's count moves with it (its new owner reads it back), so pooling never lets the fleet
+spend more.
+
+**Pacing.** ``even`` (the default) also spreads the spending over the day: the calls draw on a
+bucket of an hour's allowance refilled at the daily allowance per day, so a backlog cannot spend
+the whole day's quota in its first hours and live changes late in the day still find calls.
+``greedy`` spends as fast as the rate limit allows, up to the quota.
+
+Times are wall-clock seconds (the counts outlive the process); the loop's monotonic clock is
+placed on it through ``offset`` (wall minus monotonic, set on every rebalance).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Collection, Iterable, Mapping
+
+    from connector.flow.offsets import TopicPartitionKey
+    from connector.flow.ports import Spending
+
+__all__ = ["SLICES", "Quota", "Quotas", "Spent"]
+
+#: How often the counts that changed are written to the quota topic (seconds).
+SAVE_EVERY_S = 0.5
+
+#: Time slices of a day: a call counts until a day after the end of its slice.
+SLICES = 288
+#: The even pacing's bucket holds this part of a day's allowance.
+_BURST = 1 / 24
+_EPSILON = 1e-9  # a bucket this close to a whole call has it (float sums fall short)
+
+#: A count read back or to write: (partition, slice number, calls spent in it so far)
+Spent = tuple["TopicPartitionKey", int, int]
+
+
+class Quota:
+    """One account's quota, as this replica sees and spends it."""
+
+    def __init__(self, calls: int, day: float, pacing: Literal["even", "greedy"] = "even") -> None:
+        if calls < 1 or day <= 0:
+            raise ValueError(f"invalid quota: {calls} calls per {day} s")
+        self.calls, self.day, self.pacing = calls, day, pacing
+        self.slice = day / SLICES
+        self.offset = 0.0  # wall-clock time minus the loop's monotonic time
+        self._spent: dict[TopicPartitionKey, _Count] = {}
+        self._owned: tuple[TopicPartitionKey, ...] = ()
+        self._each = 0.0  # calls a day per partition
+        self._dirty: set[tuple[TopicPartitionKey, int]] = set()
+        self._tokens, self._filled_at = 0.0, -math.inf
+
+    @property
+    def allowance(self) -> float:
+        """Calls a day this replica may spend: its partitions' part of the quota."""
+        return self._each * len(self._owned)
+
+    def share(self, owned: Collection[TopicPartitionKey], total: int, offset: float) -> None:
+        """This replica owns ``owned`` of the account's ``total`` partitions."""
+        self._owned, self.offset = tuple(sorted(owned)), offset
+        self._each = self.calls / total if total else 0.0
+
+    def load(self, counts: Iterable[Spent]) -> None:
+        """Counts read back from the quota topic (the highest per partition and slice wins)."""
+        for tp, number, calls in counts:
+            self._count(tp).set(number, calls, self._end(number))
+
+    def forget(self, tps: Iterable[TopicPartitionKey]) -> None:
+        """Partitions no longer owned: their counts go with them (the new owner reads them)."""
+        for tp in tps:
+            self._spent.pop(tp, None)
+        self._dirty = {entry for entry in self._dirty if entry[0] in self._spent}
+
+    def left(self, now: float) -> int:
+        """Calls this replica may still spend now in its rolling day (pacing aside)."""
+        wall = now + self.offset
+        return sum(max(0, math.floor(self._room(tp, wall))) for tp in self._owned)
+
+    def wait(self, now: float) -> float:
+        """Seconds until a call may be charged (0: now; ``inf``: no partition of the account
+        is owned)."""
+        wall = now + self.offset
+        rooms = [(self._room(tp, wall), tp) for tp in self._owned]
+        if not rooms:
+            return math.inf
+        if max(room for room, _ in rooms) < 1:  # until the oldest counted slice of one expires
+            return min(self._next_expiry(tp) for _, tp in rooms) - wall
+        if self.pacing == "even" and (tokens := self._fill(wall)) < 1 - _EPSILON:
+            return (1 - tokens) * self.day / self.allowance
+        return 0.0
+
+    def exhausted_until(self, now: float) -> float | None:
+        """Wall-clock time when a call may be charged again, while none may be now."""
+        wait = self.wait(now)
+        return None if wait == 0 or math.isinf(wait) else now + self.offset + wait
+
+    def charge(self, tp: TopicPartitionKey | None, now: float) -> None:
+        """Count a call sent at ``now`` for records of ``tp`` (only after :meth:`wait` is 0)."""
+        wall = now + self.offset
+        if tp not in self._owned or self._room(tp, wall) < 1:
+            tp = max(self._owned, key=lambda owned: self._room(owned, wall))
+        number = math.floor(wall / self.slice)
+        count = self._count(tp)
+        count.set(number, count.slices.get(number, 0) + 1, self._end(number))
+        self._dirty.add((tp, number))
+        if self.pacing == "even":
+            self._fill(wall)
+            self._tokens -= 1
+
+    def changed(self) -> list[Spent]:
+        """The counts changed since the last call, to write to the quota topic."""
+        out = [(tp, n, self._spent[tp].slices[n]) for tp, n in sorted(self._dirty)]
+        self._dirty.clear()
+        return out
+
+    def _count(self, tp: TopicPartitionKey) -> _Count:
+        return self._spent.setdefault(tp, _Count())
+
+    def _end(self, number: int) -> float:
+        """When slice ``number`` stops counting: a day after its end."""
+        return (number + 1) * self.slice + self.day
+
+    def _room(self, tp: TopicPartitionKey, wall: float) -> float:
+        count = self._spent.get(tp)
+        if count is None:
+            return self._each
+        count.expire(wall, self._end)
+        return self._each - count.total
+
+    def _next_expiry(self, tp: TopicPartitionKey) -> float:
+        """When ``tp`` gets room again (``inf``: never, its part of the quota is under a call)."""
+        count = self._spent.get(tp)
+        return math.inf if count is None else count.expires
+
+    def _fill(self, wall: float) -> float:
+        most = max(1.0, self.allowance * _BURST)
+        if self._filled_at == -math.inf:
+            self._tokens = most
+        elif wall > self._filled_at:
+            refill = (wall - self._filled_at) * self.allowance / self.day
+            self._tokens = min(most, self._tokens + refill)
+        self._filled_at = max(self._filled_at, wall)
+        return self._tokens
+
+
+@dataclass(slots=True)
+class _Count:
+    """One partition's calls per slice, their total, and when the oldest slice stops counting
+    (so the total is recounted once a slice, not on every question)."""
+
+    slices: dict[int, int] = field(default_factory=dict)
+    total: int = 0
+    expires: float = math.inf
+
+    def set(self, number: int, calls: int, end: float) -> None:
+        """Slice ``number`` (counting until ``end``) now holds ``calls``; never fewer than it
+        already held."""
+        held = self.slices.get(number, 0)
+        if calls > held:
+            self.slices[number], self.total = calls, self.total + calls - held
+            self.expires = min(self.expires, end)
+
+    def expire(self, wall: float, end: Callable[[int], float]) -> None:
+        """Drop the slices a day has passed since the end of."""
+        if wall < self.expires:
+            return
+        for number in [n for n in self.slices if end(n) <= wall]:
+            self.total -= self.slices.pop(number)
+        self.expires = min((end(n) for n in self.slices), default=math.inf)
+
+
+class Quotas:
+    """The accounts' quotas kept in the quota topic (the :class:`~connector.flow.ports.Spending`
+    port): read back for newly assigned partitions, written as they change (every
+    :data:`SAVE_EVERY_S`, so a crash forgets at most the calls of its last half second and those in
+    flight), and waited for when partitions are revoked and at the end."""
+
+    def __init__(self, quotas: Mapping[str, Quota], spending: Spending) -> None:
+        self._quotas, self._spending = quotas, spending
+        self._due = 0.0
+
+    def restore(self, tps: Collection[TopicPartitionKey], wall: float) -> None:
+        """Read the counts of ``tps`` back (those of the last day)."""
+        if not self._quotas or not tps:
+            return
+        longest = max(quota.day + quota.slice for quota in self._quotas.values())
+        for account, counts in self._spending.read(tps, wall - longest).items():
+            if (quota := self._quotas.get(account)) is not None:
+                quota.load(counts)
+
+    def save(self, now: float) -> None:
+        """Write the counts that changed, at most every :data:`SAVE_EVERY_S`."""
+        if now < self._due:
+            return
+        self._due = now + SAVE_EVERY_S
+        for account, quota in self._quotas.items():
+            if changed := quota.changed():
+                self._spending.write(account, changed)
+
+    def settle(self, timeout: float) -> bool:
+        """Write every changed count and wait for the broker's acknowledgement."""
+        self._due = 0.0
+        self.save(0.0)
+        return self._spending.flush(timeout)
+
+    def forget(self, tps: Collection[TopicPartitionKey]) -> None:
+        for quota in self._quotas.values():
+            quota.forget(tps)
