@@ -25,7 +25,7 @@ from connector.flow.bulk import BulkPlanner
 from connector.flow.codec import RESULT_SCHEMA, ResultEncoder
 from connector.flow.fingerprints import Memory
 from connector.flow.gates import RateGate
-from connector.flow.quota import Quota, Quotas
+from connector.flow.quota import Quota, Quotas, midnights
 from connector.logs import Redactor, configure, get_logger
 from connector.pipeline import Pipeline
 from connector.settings.secrets import secret_values
@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 
     from connector.flow.observe import Tally
     from connector.lsq.coalesce import Coalesce
+    from connector.settings.accounts import AccountSettings
     from connector.settings.model import RouteSettings, Settings
     from connector.transform.decode import WriterSchemas
 
@@ -217,7 +218,13 @@ def _account(name: str, settings: Settings) -> Account:
         retry=settings.retry,
         limits={b: (x.calls, x.window_seconds) for b, x in limits.items()},
         shared=main.share_by_partitions,
-        quota=None
-        if account.quota_calls is None
-        else Quota(account.quota_calls, account.quota_day_seconds, account.quota_pacing),
+        quota=_quota(account),
     )
+
+
+def _quota(account: AccountSettings) -> Quota | None:
+    """The account's daily quota, if it has one."""
+    if account.quota_calls is None:
+        return None
+    reset = None if account.quota_reset == "rolling" else midnights(account.quota_reset)
+    return Quota(account.quota_calls, account.quota_day_seconds, account.quota_pacing, reset)

@@ -15,6 +15,11 @@ records' partition when that one has room, else to the owned partition with the 
 partition's count moves with it (its new owner reads it back), so pooling never lets the fleet
 spend more.
 
+**A calendar day** (``reset``, optional): LeadSquared does not say when its day starts; the rolling
+day is the strictest reading (it keeps every calendar day within the quota too). With the day
+reset at midnight in a named time zone (:func:`midnights`), a slice counts until the first midnight
+at or after its end instead, so up to the whole quota may go again after midnight.
+
 **Pacing.** ``even`` (the default) also spreads the spending over the day: the calls draw on a
 bucket of an hour's allowance refilled at the daily allowance per day, so a backlog cannot spend
 the whole day's quota in its first hours and live changes late in the day still find calls.
@@ -28,7 +33,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta
 from typing import TYPE_CHECKING, Literal
+from zoneinfo import ZoneInfo
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Collection, Iterable, Mapping
@@ -36,7 +43,7 @@ if TYPE_CHECKING:
     from connector.flow.offsets import TopicPartitionKey
     from connector.flow.ports import Spending
 
-__all__ = ["SLICES", "Quota", "Quotas", "Spent"]
+__all__ = ["SLICES", "Quota", "Quotas", "Spent", "midnights"]
 
 #: How often the counts that changed are written to the quota topic (seconds).
 SAVE_EVERY_S = 0.5
@@ -54,10 +61,16 @@ Spent = tuple["TopicPartitionKey", int, int]
 class Quota:
     """One account's quota, as this replica sees and spends it."""
 
-    def __init__(self, calls: int, day: float, pacing: Literal["even", "greedy"] = "even") -> None:
+    def __init__(
+        self,
+        calls: int,
+        day: float,
+        pacing: Literal["even", "greedy"] = "even",
+        reset: Callable[[float], float] | None = None,
+    ) -> None:
         if calls < 1 or day <= 0:
             raise ValueError(f"invalid quota: {calls} calls per {day} s")
-        self.calls, self.day, self.pacing = calls, day, pacing
+        self.calls, self.day, self.pacing, self._reset = calls, day, pacing, reset
         self.slice = day / SLICES
         self.offset = 0.0  # wall-clock time minus the loop's monotonic time
         self._spent: dict[TopicPartitionKey, _Count] = {}
@@ -133,8 +146,9 @@ class Quota:
         return self._spent.setdefault(tp, _Count())
 
     def _end(self, number: int) -> float:
-        """When slice ``number`` stops counting: a day after its end."""
-        return (number + 1) * self.slice + self.day
+        """When slice ``number`` stops counting: a day after its end, or the day's reset."""
+        end = (number + 1) * self.slice
+        return end + self.day if self._reset is None else self._reset(end)
 
     def _room(self, tp: TopicPartitionKey, wall: float) -> float:
         count = self._spent.get(tp)
@@ -157,6 +171,20 @@ class Quota:
             self._tokens = min(most, self._tokens + refill)
         self._filled_at = max(self._filled_at, wall)
         return self._tokens
+
+
+def midnights(zone: str) -> Callable[[float], float]:
+    """The first midnight at or after a wall-clock time, in the time zone named ``zone``."""
+    tz = ZoneInfo(zone)
+
+    def midnight(wall: float) -> float:
+        moment = datetime.fromtimestamp(wall, tz)
+        start = datetime.combine(moment.date(), time.min, tz)
+        if start.timestamp() >= wall:
+            return start.timestamp()
+        return datetime.combine(moment.date() + timedelta(days=1), time.min, tz).timestamp()
+
+    return midnight
 
 
 @dataclass(slots=True)

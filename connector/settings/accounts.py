@@ -4,8 +4,9 @@ SPEC §7) and daily quota."""
 from __future__ import annotations
 
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, HttpUrl, SecretStr
+from pydantic import Field, HttpUrl, SecretStr, field_validator
 
 from connector.settings.base import Model
 
@@ -44,6 +45,20 @@ class AccountSettings(Model):
     quota_reserve: float = Field(0.1, ge=0, lt=1)  # of the quota, left to other integrations
     quota_pacing: Literal["even", "greedy"] = "even"  # spread over the day, or as fast as allowed
     quota_day_seconds: float = Field(86_400.0, gt=0)  # the quota's rolling day (shorter: tests)
+    #: ``rolling`` (any 24 h), or the IANA time zone whose midnight starts the quota's day
+    quota_reset: str = "rolling"
+
+    @field_validator("quota_reset")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        if value != "rolling":
+            try:
+                ZoneInfo(value)
+            except (ValueError, ZoneInfoNotFoundError):
+                raise ValueError(
+                    f"expected rolling or a time zone name such as Asia/Kolkata, got {value!r}"
+                ) from None
+        return value
 
     @property
     def quota_calls(self) -> int | None:

@@ -9,11 +9,13 @@ import itertools
 import math
 import random
 from collections import defaultdict
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Literal
 
 import pytest
+from pydantic import ValidationError
 
-from connector.flow.quota import SLICES, Quota
+from connector.flow.quota import SLICES, Quota, midnights
 from connector.settings.accounts import AccountSettings
 from tests.unit.pipeline_fakes import ACCEPTED, harness, record
 
@@ -151,6 +153,38 @@ def test_counts_expire_a_day_after_their_slice_ends() -> None:
     assert quota.exhausted_until(100.0) == pytest.approx(end_of_slice + DAY)
     assert quota.left(end_of_slice + DAY - 1) == 0
     assert quota.left(end_of_slice + DAY) == 10
+
+
+def test_midnight_is_the_zones() -> None:
+    kolkata = midnights("Asia/Kolkata")  # UTC+5:30: midnight is 18:30 UTC
+    evening = datetime(2026, 12, 3, 18, 0, tzinfo=UTC).timestamp()
+    assert kolkata(evening) == datetime(2026, 12, 3, 18, 30, tzinfo=UTC).timestamp()
+    assert kolkata(kolkata(evening)) == kolkata(evening)  # a midnight is its own
+    assert midnights("UTC")(evening) == datetime(2026, 12, 4, tzinfo=UTC).timestamp()
+
+
+def test_a_calendar_day_spends_the_quota_again_after_midnight() -> None:
+    """Greedy, reset at UTC midnight: the day's 2,400 before midnight, 2,400 more after it, and
+    never more than 2,400 within one calendar day."""
+    start = datetime(2026, 12, 3, 23, 0, tzinfo=UTC).timestamp()
+    quota = Quota(2400, DAY, "greedy", midnights("UTC"))
+    quota.share(TPS, len(TPS), offset=start)
+    sent, now = [], 0.0
+    while now < 2 * 3600:  # 23:00 to 01:00, ten calls a second
+        if quota.wait(now) == 0:
+            quota.charge(None, now)
+            sent.append(start + now)
+        now += 0.1
+    midnight = datetime(2026, 12, 4, tzinfo=UTC).timestamp()
+    assert len([t for t in sent if t < midnight]) == 2400
+    assert len([t for t in sent if t >= midnight]) == 2400
+
+
+def test_a_time_zone_must_exist() -> None:
+    with pytest.raises(ValidationError, match="time zone name"):
+        AccountSettings(access_key="a", secret_key="s", quota_reset="Mars/Olympus")
+    kolkata = AccountSettings(access_key="a", secret_key="s", quota_reset="Asia/Kolkata")
+    assert kolkata.quota_reset == "Asia/Kolkata"
 
 
 def test_a_part_under_one_call_a_day_never_sends() -> None:
