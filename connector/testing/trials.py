@@ -191,11 +191,13 @@ def slow_answers(stack: Stack, records: int = 200) -> tuple[Trial, Report]:
 def throttle_storm(
     stack: Stack, records: int = 200, style: str = "http429"
 ) -> tuple[Trial, Report]:
-    """LeadSquared throttles a burst of calls: HTTP 429, or the rate-limit body with HTTP 200."""
+    """LeadSquared throttles a burst of calls: HTTP 429, or the rate-limit body with HTTP 200,
+    stating the configured limit (other clients of the account spend it: the budget is lowered
+    for a while, not learned lower)."""
     envelope = {
         "Status": "Error",
         "ExceptionType": "MXAPIRateLimitExceededException",
-        "ExceptionMessage": "API calls exceeded the limit of 25 in 5 second(s)",
+        "ExceptionMessage": f"API calls exceeded the limit of {FAST} in 5 second(s)",
     }
     status = 429 if style == "http429" else 200
     rule = FaultRule(status=status, body=envelope, times=40)

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from connector.testing.registry import SchemaRegistryServer
     from connector.testing.sim.views import AccountStats
 
-LEADS = 80
+LEADS = 50
 WINDOW_S = 1.0  # time-scaled: LeadSquared's window is 5 s
 REAL, CONFIGURED = 10, 25
 
