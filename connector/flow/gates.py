@@ -22,7 +22,7 @@ call within :data:`TURN_GUARD_S` of its sending (and the replicas' clocks agree 
 that), so each lane carries at most one call in any window, without the replicas talking.
 
 **Pacing** (``pace=True``). The log alone lets a backlog send its whole budget at once. Paced, the
-log's calls also draw on a bucket of :func:`burst` calls refilled at ``calls`` per window: a
+log's calls also draw on a bucket of :func:`_burst` calls refilled at ``calls`` per window: a
 backlog still gets the whole budget (the log binds, not the bucket), but its calls are spread
 over the window, so when the account's real limit is lower than the budget (another plan, keys
 shared with other integrations) about one call is out when the limit is crossed, and one throttle
@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-__all__ = ["LOG", "TURN_GUARD_S", "TURN_SEND_S", "RateGate", "Share", "burst"]
+__all__ = ["LOG", "TURN_GUARD_S", "TURN_SEND_S", "RateGate", "Share"]
 
 #: How long into its turn a call may start.
 TURN_SEND_S = 0.5
@@ -53,7 +53,7 @@ LOG = -1
 _EPSILON = 1e-9  # a pacing bucket this close to a whole call has it (float sums fall short)
 
 
-def burst(calls: int) -> int:
+def _burst(calls: int) -> int:
     """Calls a paced gate of ``calls`` per window may send at once: a fifth of them, at least 1."""
     return max(1, calls // 5)
 
@@ -233,9 +233,9 @@ class RateGate:
         return min((d * self.turn - into for d in ahead), default=math.inf)
 
     def _fill(self, now: float) -> float:
-        """The pacing bucket's calls at ``now``: at most :func:`burst`, refilled at the share's
+        """The pacing bucket's calls at ``now``: at most :func:`_burst`, refilled at the share's
         calls per window."""
-        calls, most = self._share.calls, float(burst(self._share.calls))
+        calls, most = self._share.calls, float(_burst(self._share.calls))
         if self._filled_at == -math.inf:
             self._tokens = most
         elif now > self._filled_at:
