@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -28,7 +29,7 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, text in (
         ("run", "run the connector until SIGTERM/SIGINT"),
-        ("validate", "check the configuration and render payloads, without calling LeadSquared"),
+        ("validate", "check the configuration and render payloads; --live sends one per route"),
     ):
         command = commands.add_parser(name, help=text, description=text)
         command.add_argument("--config", type=Path, required=True, help="YAML configuration file")
@@ -50,6 +51,19 @@ def _parser() -> argparse.ArgumentParser:
         metavar="N",
         help="also render the first N records of each route's topics (read-only, no commits)",
     )
+    validate.add_argument(
+        "--live",
+        action="store_true",
+        help="send each route's first rendered sample to LeadSquared for real and, for async "
+        "routes, wait for its status (needs --samples or --from-topics)",
+    )
+    validate.add_argument(
+        "--live-timeout",
+        type=_seconds,
+        default=120.0,
+        metavar="SECONDS",
+        help="with --live: how long to wait for each async call's status (default: 120)",
+    )
     commands.add_parser(
         "demo",
         help="run the connector on a local stack with sample CDC events (needs `make demo`)",
@@ -59,9 +73,23 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _seconds(text: str) -> float:
+    """A positive number of seconds (argparse type)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI and return the process exit code."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command == "validate" and args.live and args.samples is None and not args.from_topics:
+        parser.error("validate --live needs samples to send: add --samples FILE or --from-topics N")
     if args.command == "demo":
         from connector.commands.demo import demo  # noqa: PLC0415 - keeps `--help` fast
 
@@ -73,7 +101,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "validate":
             from connector.commands.validate import validate  # noqa: PLC0415 - only this command needs it
 
-            return validate(settings, args.samples, sys.stdout, args.from_topics)
+            live_timeout = args.live_timeout if args.live else None
+            return validate(settings, args.samples, sys.stdout, args.from_topics, live_timeout)
         from connector.commands.run import run  # noqa: PLC0415 - keeps `--help` fast
 
         tally = run(settings)

@@ -27,8 +27,11 @@ from connector.flow.observe import (
     progress_fields,
     route_backlog,
     take_snapshot,
+    tracking_fields,
+    tracking_view,
 )
 from connector.flow.outcomes import Outcomes, names
+from connector.flow.pauses import Pauses
 from connector.flow.planner import SinglePlanner
 from connector.logs import flush_logs, get_logger
 from connector.records import DeadLetter, Skip
@@ -43,6 +46,7 @@ if TYPE_CHECKING:
     from connector.flow.planner import Planner
     from connector.flow.ports import Calls, Input, Output, Recovery
     from connector.flow.quota import Quotas
+    from connector.flow.tracking import Tracking
     from connector.records import SourceRecord
     from connector.settings.model import FlowSettings, RetrySettings
     from connector.transform.route import Route
@@ -70,6 +74,7 @@ class Pipeline:
         planner: Planner | None = None,
         memory: Memory | None = None,
         quotas: Quotas | None = None,
+        tracking: Tracking | None = None,
         progress_interval: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
@@ -91,8 +96,11 @@ class Pipeline:
             draw=draw or random.random,
             memory=memory,
             snapshot_share=flow.snapshot_share,
+            tracking=tracking,
         )
         self._memory, self._quotas = memory, quotas
+        self._tracker = self._dispatcher.tracker  # what LeadSquared did with them (SPEC §13)
+        self._pauses = Pauses(flow, routes)
         self._flow, self._clock, self._wall = flow, clock, wall
         self._input: Input | None = None
         self._joined = False
@@ -100,7 +108,6 @@ class Pipeline:
         self.last_turn = clock()  # when the loop last turned (for /livez)
         self.snapshot = Snapshot()  # the state /metrics and /readyz serve, replaced each second
         self._next_publish = 0.0
-        self._paused = False
         self._stopping = False
         self._failed = False
         self._next_commit = self._next_poll = 0.0
@@ -151,7 +158,7 @@ class Pipeline:
         # 1. consume (block on Kafka only when no call is out: answers must wake us otherwise);
         # while paused, only as often as the group needs (each poll hands the GIL away)
         records = []
-        if not self._paused or now >= self._next_poll:
+        if not self._pauses.full or now >= self._next_poll:
             self._next_poll = now + _PAUSED_POLL_S
             records = source.poll(
                 self._flow.poll_batch_size, 0 if self._dispatcher.in_flight else wait
@@ -161,10 +168,16 @@ class Pipeline:
             self._intake(record)
         # 5. answers of calls made earlier (wait for them only when some are out)
         self._dispatcher.collect(wait if self._dispatcher.in_flight and not records else 0)
+        # 5b. Status API polls of accepted calls; a route the canary halts is held back
+        if self._tracker is not None:
+            self._tracker.poll()
+            self._hold_halted()
         # 6. rate-limit (this replica's shares of the budgets, as learned) → plan → submit
         if not self._failed:
             self._shares.update(source)
         self._dispatcher.dispatch()
+        if self._tracker is not None:  # polls take the calls the records left
+            self._tracker.spare()
         if self._quotas is not None:  # the calls spent of daily quotas, kept in Kafka
             self._quotas.save(self._clock())
         # 7. record results: acknowledged outcomes become durable
@@ -173,7 +186,7 @@ class Pipeline:
         if self._clock() >= self._next_commit:
             self._commit()
         # 9. bounded memory: pause while too much is in flight
-        self._backpressure()
+        self._pauses.pressure(source, self._outcomes)
         self._report_progress()
         self.last_turn = self._clock()
         if self.last_turn >= self._next_publish:
@@ -188,8 +201,7 @@ class Pipeline:
         _log.info("partitions.assigned", partitions=names(tps))
         self._joined = True
         self._shares.gained(tps)
-        if self._paused:
-            self._source().pause(tps)
+        self._pauses.assigned(self._source(), tps)
         if self._recovery is not None and tps and not (self._stopping or self._failed):
             self._outcomes.found(self._recovery.done(self._source().committed(tps)))
         if self._quotas is not None and tps and not (self._stopping or self._failed):
@@ -197,6 +209,9 @@ class Pipeline:
         if self._memory is not None and tps and not (self._stopping or self._failed):
             self._memory.restore(tps)
             _log.info("partitions.state_read", partitions=names(tps), keys=len(self._memory))
+        if self._tracker is not None and tps and not (self._stopping or self._failed):
+            self._tracker.restore(tps)
+            self._hold_halted(tps)
 
     def revoked(self, tps: list[TopicPartitionKey]) -> None:
         """Finish what is in flight for these partitions, commit it, hand back the rest."""
@@ -231,6 +246,8 @@ class Pipeline:
             self._outcomes.skipped(record, route, prepared.reason)
         elif isinstance(prepared, DeadLetter):
             self._outcomes.dead_letter(record, route, prepared)
+        elif self._tracker is not None and self._tracker.canary.halted(route.name):
+            return  # held: neither sent nor committed until the mapping is fixed
         else:
             live = not prepared.snapshot
             job = Job(record, route.name, route.account, prepared, self._clock(), live=live)
@@ -240,14 +257,13 @@ class Pipeline:
         self._next_commit = self._clock() + self._flow.commit_interval_seconds
         self._outcomes.commit(self._source(), only, self._clock)
 
-    def _backpressure(self) -> None:
-        flow, source = self._flow, self._source()
-        full = self._outcomes.pressure(flow.max_in_flight_records, flow.max_in_flight_bytes)
-        if full is not None and full != self._paused:
-            self._paused = full
-            (source.pause if full else source.resume)(source.assignment())
-            event, size = "input.paused" if full else "input.resumed", self._outcomes.bytes_held()
-            _log.info(event, records_in_flight=self._outcomes.pending(), bytes_in_flight=size)
+    def _hold_halted(self, tps: list[TopicPartitionKey] | None = None) -> None:
+        """Pause the partitions of routes the canary halted and drop their queued jobs: their
+        records stay uncommitted (``tps``: newly assigned ones, else the whole assignment)."""
+        assert self._tracker is not None  # noqa: S101 - only with tracking
+        halted = {halt.route for halt in self._tracker.canary.halts}
+        if new := self._pauses.hold(self._source(), halted, tps):
+            self._dispatcher.forget(new)
 
     def _publish(self) -> None:
         """Replace the snapshot the health port serves (about once a second)."""
@@ -258,13 +274,15 @@ class Pipeline:
             self._outcomes,
             [account_view(account, now) for account in accounts],
             lag=sum(self._source().lag().values()),
-            paused=self._paused,
+            paused=self._pauses.full,
             not_ready=not_ready(
                 stopping=self._stopping or self._failed,
                 joined=self._joined,
                 results_delayed=self._output.delayed,
                 accounts=accounts,
+                halts=() if self._tracker is None else self._tracker.canary.halts,
             ),
+            tracking=None if self._tracker is None else tracking_view(self._tracker),
         )
 
     def _report_progress(self) -> None:
@@ -277,6 +295,8 @@ class Pipeline:
         fields = progress_fields(
             self.tally, last, now, in_flight=in_flight, backlog=backlog, accounts=accounts
         )
+        if self._tracker is not None:
+            fields |= tracking_fields(self._tracker)
         _log.info("progress", **fields)
 
     def _forget(self, tps: list[TopicPartitionKey]) -> None:
@@ -284,6 +304,9 @@ class Pipeline:
             self._memory.forget(tps)
         if self._quotas is not None:
             self._quotas.forget(tps)
+        if self._tracker is not None:
+            self._tracker.forget(tps)
+        self._pauses.forget(tps)
         self._dispatcher.forget(tps)
         self._outcomes.forget(tps)
         self._shares.lost(tps)
@@ -296,4 +319,5 @@ class Pipeline:
     def _idle_wait(self) -> float:
         """How long a turn may block waiting for records or answers."""
         now, wait = self._clock(), 0.1 if not self._dispatcher.in_flight else 0.02
-        return max(0.0, min(wait, self._dispatcher.wait(now)))
+        floor = 0.0 if self._tracker is None else self._tracker.canary.idle()
+        return max(0.0, floor, min(wait, self._dispatcher.wait(now)))

@@ -30,8 +30,9 @@ Operation = Literal["capture", "update", "lead_and_activity", "create"]
 Mode = Literal["async", "sync"]
 
 #: Where a record failed, as written in the ``lsq.error.stage`` DLQ header (SPEC §5); ``route``:
-#: its topic reached the connector but no route consumes it.
-Stage = Literal["route", "decode", "unwrap", "map", "submit"]
+#: its topic reached the connector but no route consumes it; ``leadsquared``: LeadSquared accepted
+#: it, then failed it in its queue (the Status API said so, SPEC §13).
+Stage = Literal["route", "decode", "unwrap", "map", "submit", "leadsquared"]
 
 _REASON_MAX = 1000
 
@@ -133,7 +134,9 @@ class Answer:
 
 @dataclass(frozen=True, slots=True)
 class Accepted:
-    """What LeadSquared accepted for a record: becomes its results record."""
+    """What LeadSquared accepted for a record: becomes its results record. A follow-up results
+    record (SPEC §13) says what LeadSquared then did with it: ``status`` succeeded, failed or
+    unknown, with the ``reason`` and ``completed_at_ms``."""
 
     operation: str
     route: str
@@ -148,6 +151,8 @@ class Accepted:
     call_id: str | None = None  # the call that carried it, when it carried several records
     batch_row: int | None = None  # its row in a bulk call (1-based)
     coalesced: bool = False  # its key's later state went out in the same call
+    reason: str | None = None  # a follow-up's: LeadSquared's status reason, or why it is unknown
+    completed_at_ms: int | None = None  # a follow-up's: when its terminal status was seen
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,7 +4,11 @@ crash or a lost partition cut the previous owner off before it could commit them
 they are not called again: a restart repeats only the calls that were in flight. Results records
 carry their source in ``lsq.source.*`` headers, dead letters in ``__connect.errors.*`` ones
 (:func:`connector.flow.codec.source_of`). Records are read one at a time and only their
-headers are looked at: memory stays flat however many outcomes the lookback holds."""
+headers are looked at: memory stays flat however many outcomes the lookback holds.
+
+With status tracking on, the same read finds the accepted calls whose status is not known yet
+(:meth:`Ledger.unfinished`): an accepted results record with a RequestID and no follow-up after it
+(SPEC §13)."""
 
 from __future__ import annotations
 
@@ -14,10 +18,12 @@ from typing import TYPE_CHECKING, Any
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from connector.adapters.kafka import build_consumer, headers_of, reader_config
-from connector.flow.codec import source_of
+from connector.flow.codec import RESULT_TRACKING, source_of
+from connector.flow.tracking import Unfinished
+from connector.records import SourceRecord
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, Mapping
+    from collections.abc import Callable, Collection, Iterator, Mapping
 
     from confluent_kafka import Consumer, Message
 
@@ -65,12 +71,43 @@ class Ledger:
             consumer.close()
         return found
 
-    def _read(self, consumer: Consumer) -> Iterator[Message]:
-        """Outcome records written since the lookback, one at a time, to the end of each
-        partition as it is now (or until the timeout)."""
-        since_ms = int((time.time() - self._lookback_s) * 1000)
+    def unfinished(self, tps: Collection[TopicPartitionKey], since: float) -> list[Unfinished]:
+        """Calls of records of ``tps`` accepted since ``since`` (wall-clock seconds) whose
+        follow-up is not written yet."""
+        found: dict[tuple[TopicPartitionKey, int], Unfinished] = {}
+        consumer = build_consumer(self._config)
+        wanted = set(tps)
+        try:
+            for message in self._read(consumer, since, self._topics[:1]):
+                headers = dict(headers_of(message))
+                source = source_of(headers)
+                if source is None or (source[0], source[1]) not in wanted:
+                    continue
+                status, request_id, attempts = (
+                    (headers.get(name) or b"").decode(errors="replace") for name in RESULT_TRACKING
+                )
+                position = ((source[0], source[1]), source[2])
+                if status != "accepted":
+                    found.pop(position, None)  # a follow-up (or an outcome with nothing to check)
+                elif request_id:
+                    record = SourceRecord(source[0], source[1], source[2], message.key(), None)
+                    at = message.timestamp()[1] / 1000
+                    found[position] = Unfinished(record, request_id, _int(attempts), at)
+        except KafkaException as exc:
+            self._warn(f"cannot read back unfinished status checks: {exc}")
+        finally:
+            consumer.close()
+        return list(found.values())
+
+    def _read(
+        self, consumer: Consumer, since: float | None = None, topics: tuple[str, ...] = ()
+    ) -> Iterator[Message]:
+        """Outcome records written since the lookback (or ``since``), one at a time, to the end
+        of each partition as it is now (or until the timeout)."""
+        start = time.time() - self._lookback_s if since is None else since
+        since_ms = int(start * 1000)
         parts = []
-        for topic in self._topics:
+        for topic in topics or self._topics:
             meta = consumer.list_topics(topic, timeout=10).topics.get(topic)
             if meta is not None and meta.error is None:
                 parts += [TopicPartition(topic, p, since_ms) for p in meta.partitions]
@@ -89,3 +126,10 @@ class Ledger:
                     pending.discard((message.topic() or "", message.partition() or 0))
         if pending:
             self._warn(f"outcomes read back only partly within {self._timeout_s} s")
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        return 0

@@ -44,6 +44,11 @@ COUNTERS = {
         "Records whose change went out in one call with an earlier change of their key",
     ),
     "no_change": ("lsq_sink_records_unchanged", "Updates skipped: their payload did not change"),
+    "status_calls": ("lsq_sink_status_calls", "Status and Metrics API calls (status tracking)"),
+    "dead_lettered_late": (
+        "lsq_sink_records_failed_in_queue_dead_lettered",
+        "Records LeadSquared failed after accepting them, copied to the dead-letter topic",
+    ),
 }
 OUTCOMES = ("accepted", "dead_lettered", "skipped", "recovered")
 
@@ -85,7 +90,48 @@ def families(snap: Snapshot) -> list[Metric]:
         ),
     ]
     out += _accounts(snap)
+    out += _tracking(snap)
     return out
+
+
+def _tracking(snap: Snapshot) -> list[Metric]:
+    """Completion tracking (SPEC §13): follow-ups by status, checks pending, halted routes and
+    LeadSquared's queues (only with status tracking on)."""
+    view, tally = snap.tracking, snap.tally
+    if view is None:
+        return []
+    follow_ups = CounterMetricFamily(
+        "lsq_sink_follow_ups", "Follow-up results records by status", labels=["status"]
+    )
+    statuses = ("succeeded", "failed", "unknown")
+    halted = GaugeMetricFamily(
+        "lsq_sink_route_halted", "1 for a route the canary halted", labels=["route"]
+    )
+    for route in view.halted:
+        halted.add_metric([route], 1)
+    labels = ["account", "operation"]
+    pending, delay = (
+        GaugeMetricFamily(name, text, labels=labels)
+        for name, text in (
+            ("lsq_sink_queue_pending_messages", "LeadSquared's queue (its Metrics API)"),
+            ("lsq_sink_queue_max_delay_seconds", "The delay LeadSquared gives its queue"),
+        )
+    )
+    for account, operation, messages, seconds in view.queues:
+        pending.add_metric([account, operation], messages)
+        delay.add_metric([account, operation], seconds)
+    checks = GaugeMetricFamily(
+        "lsq_sink_status_checks_pending",
+        "Accepted calls whose status is not known yet",
+        view.checks,
+    )
+    return [
+        _labelled(follow_ups, {(s,): getattr(tally, s) for s in statuses}),
+        checks,
+        halted,
+        pending,
+        delay,
+    ]
 
 
 def _accounts(snap: Snapshot) -> list[Metric]:

@@ -56,6 +56,7 @@ class _Account:
                 (("accessKey", access), ("secretKey", secret)),
                 [("x-api-key", api_key)],
             ),
+            "status": (str(settings.async_host).rstrip("/"), (), [("x-api-key", api_key)]),
             "api": (
                 str(settings.api_host).rstrip("/"),
                 (),

@@ -14,6 +14,7 @@ from confluent_kafka.schema_registry import Schema, SchemaRegistryClient, Schema
 from connector.adapters.consume import Source
 from connector.adapters.health import HealthServer
 from connector.adapters.ledger import Ledger
+from connector.adapters.originals import SourceReader
 from connector.adapters.quota import QuotaTopic
 from connector.adapters.results import OutcomeWriter
 from connector.adapters.schemas import RegistrySchemas, load_avsc, registry_client
@@ -26,6 +27,7 @@ from connector.flow.codec import RESULT_SCHEMA, ResultEncoder
 from connector.flow.fingerprints import Memory
 from connector.flow.gates import RateGate
 from connector.flow.quota import Quota, Quotas, midnights
+from connector.flow.tracking import Tracking
 from connector.logs import Redactor, configure, get_logger
 from connector.pipeline import Pipeline
 from connector.settings.secrets import secret_values
@@ -34,15 +36,13 @@ from connector.transform.mapping import compile_mapping
 from connector.transform.route import Route
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from connector.flow.observe import Tally
     from connector.lsq.coalesce import Coalesce
     from connector.settings.accounts import AccountSettings
     from connector.settings.model import RouteSettings, Settings
     from connector.transform.decode import WriterSchemas
 
-__all__ = ["build_routes", "run"]
+__all__ = ["RouteBook", "build_routes", "run"]
 
 _log = get_logger(__name__)
 
@@ -78,25 +78,39 @@ def _quota_warning(warning: str) -> None:
     _log.warning("quota.incomplete", reason=warning)
 
 
+def _originals_warning(warning: str) -> None:
+    _log.warning("status.original_unread", reason=warning)
+
+
 def _coalesce(route: RouteSettings) -> Coalesce | None:
     """How an upsert route coalesces: ``latest`` unless it says otherwise."""
     return None if route.coalesce == "off" else route.coalesce or "latest"
 
 
-def build_routes(
-    settings: Settings, schemas: WriterSchemas | None
-) -> Callable[[str], Route | None]:
-    """A topic → route lookup (memoised: topic patterns are matched once per topic)."""
-    compiled = {route.name: _route(route, schemas) for route in settings.routes}
-    cache: dict[str, Route | None] = {}
+class RouteBook:
+    """The compiled routes, and a topic → route lookup (memoised: topic patterns are matched
+    once per topic)."""
 
-    def route_for(topic: str) -> Route | None:
-        if topic not in cache:
-            found = settings.route_for(topic)
-            cache[topic] = None if found is None else compiled[found.name]
-        return cache[topic]
+    def __init__(self, settings: Settings, schemas: WriterSchemas | None) -> None:
+        self._settings = settings
+        self._compiled = {route.name: _route(route, schemas) for route in settings.routes}
+        self._cache: dict[str, Route | None] = {}
 
-    return route_for
+    @property
+    def all(self) -> tuple[Route, ...]:
+        """Every route, in the configuration's order."""
+        return tuple(self._compiled.values())
+
+    def __call__(self, topic: str) -> Route | None:
+        if topic not in self._cache:
+            found = self._settings.route_for(topic)
+            self._cache[topic] = None if found is None else self._compiled[found.name]
+        return self._cache[topic]
+
+
+def build_routes(settings: Settings, schemas: WriterSchemas | None) -> RouteBook:
+    """The routes of ``settings``, compiled."""
+    return RouteBook(settings, schemas)
 
 
 def _result_schema_id(client: SchemaRegistryClient | None, topic: str) -> int | None:
@@ -157,6 +171,12 @@ def run(settings: Settings) -> Tally:
             spending = QuotaTopic(consumer_config, producer_config, quota_topic, _quota_warning)
             stack.callback(lambda: spending.close(pipeline.time_left(5.0)))
             quotas = Quotas({n: a.quota for n, a in accounts.items() if a.quota}, spending)
+        tracking = None
+        if settings.status.enabled:  # what LeadSquared did with each accepted call (SPEC §13)
+            status_calls = stack.enter_context(contextlib.closing(Submitter(settings.accounts)))
+            originals = SourceReader(consumer_config, _originals_warning)
+            stack.callback(originals.close)
+            tracking = Tracking(settings.status, routes.all, status_calls, originals, ledger)
         pipeline = Pipeline(
             routes=routes,
             accounts=accounts,
@@ -168,6 +188,7 @@ def run(settings: Settings) -> Tally:
             planner=BulkPlanner(routes) if any(r.bulk for r in settings.routes) else None,
             memory=memory,
             quotas=quotas,
+            tracking=tracking,
             progress_interval=settings.logging.progress_interval_seconds,
         )
         # outcomes not acknowledged yet get what is left of the grace (5 s after a failure)

@@ -1,7 +1,8 @@
 """``lsq-sink validate``: check a configuration without calling LeadSquared. Settings are already
 validated when this runs; here the schema registry is reached, each route's latest value schema
 fetched, and sample records (from a file, or the first records of each topic) rendered into the
-exact payloads the connector would send."""
+exact payloads the connector would send. With ``--live``, one rendered sample per route is then
+sent for real (:mod:`connector.commands.live`)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 
 from connector.adapters.kafka import build_consumer
 from connector.adapters.schemas import RegistrySchemas, registry_client
+from connector.commands.live import Sample, live
 from connector.commands.run import build_routes
 from connector.lsq.catalog import endpoint
-from connector.records import DeadLetter, Skip, SourceRecord
+from connector.records import DeadLetter, Payload, Skip, SourceRecord
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -22,21 +24,37 @@ if TYPE_CHECKING:
 
     from confluent_kafka import Consumer
 
-    from connector.records import Payload
     from connector.settings.model import Settings
     from connector.transform.route import Route
 
 __all__ = ["validate"]
 
 
-def validate(settings: Settings, samples: Path | None, out: TextIO, from_topics: int = 0) -> int:
-    """Print one JSON line per check and per sample; 0 when all pass, 1 otherwise."""
+def validate(
+    settings: Settings,
+    samples: Path | None,
+    out: TextIO,
+    from_topics: int = 0,
+    live_timeout: float | None = None,
+) -> int:
+    """Print one JSON line per check and per sample; 0 when all pass, 1 otherwise. With a
+    ``live_timeout`` (``--live``), each route's first rendered sample is also sent to LeadSquared
+    and an async one's status awaited for up to that many seconds."""
     ok = True
+    chosen: dict[str, Sample] = {}  # route name → the sample --live sends
 
     def emit(line: dict[str, Any]) -> None:
         nonlocal ok
         ok = ok and "error" not in line
         out.write(json.dumps(line, ensure_ascii=False, default=str) + "\n")
+        out.flush()  # live checks wait: show each line as it comes
+
+    def rendered(
+        route: Route | None, topic: str, prepared: Payload | Skip | DeadLetter | None
+    ) -> None:
+        emit(_render(settings, route, topic, prepared))
+        if route is not None and isinstance(prepared, Payload):
+            chosen.setdefault(route.name, Sample(route, prepared))
 
     emit({"check": "configuration", "routes": [route.name for route in settings.routes]})
     registry = settings.schema_registry
@@ -52,18 +70,16 @@ def validate(settings: Settings, samples: Path | None, out: TextIO, from_topics:
         if samples is not None:
             for topic, value in _file_samples(samples, emit):
                 route, record = routes(topic), SourceRecord(topic, 0, 0, None, None)
-                prepared = route.prepare_value(value, record) if route else None
-                emit(_render(settings, route, topic, prepared))
+                rendered(route, topic, route.prepare_value(value, record) if route else None)
         if from_topics:
             for record in _topic_samples(settings, from_topics):
                 route = routes(record.topic)
-                emit(
-                    _render(settings, route, record.topic, route.prepare(record) if route else None)
-                )
+                rendered(route, record.topic, route.prepare(record) if route else None)
     finally:
         if client is not None:
             client.close()
-    emit({"check": "done", "result": "ok" if ok else "problems found", "api_calls": 0})
+    calls = 0 if live_timeout is None else live(settings, chosen, emit, live_timeout)
+    emit({"check": "done", "result": "ok" if ok else "problems found", "api_calls": calls})
     return 0 if ok else 1
 
 

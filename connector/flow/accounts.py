@@ -146,6 +146,18 @@ class Account:
                 if limit.calls == limit.ceiling:
                     _log.info("account.budget_recovered", **self._budget_fields(budget))
 
+    def queue(self, factor: float | None, now: float, **about: object) -> None:
+        """LeadSquared's queue for this account is long (hold the main budget at ``factor`` of
+        what it is) or, with ``None``, short again (let it recover); ``about`` says why, in the
+        log line of a change."""
+        limit = self.budgets.get(MAIN)
+        if limit is not None and limit.slow(factor, now):
+            self.resized = True
+            event = "account.queue_long" if factor is not None else "account.queue_short"
+            (_log.warning if factor is not None else _log.info)(
+                event, **self._budget_fields(MAIN), **about
+            )
+
     def _learn(self, budget: Budget, stated: tuple[int, float] | None, now: float) -> None:
         limit = self.budgets.get(budget)
         change = None if limit is None else limit.throttled(stated, now)

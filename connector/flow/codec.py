@@ -29,6 +29,7 @@ __all__ = [
     "OMITTED",
     "RESULT_SCHEMA",
     "RESULT_SOURCE",
+    "RESULT_TRACKING",
     "Headers",
     "OutcomeRecord",
     "ResultEncoder",
@@ -43,6 +44,8 @@ Headers = tuple[tuple[str, bytes | None], ...]
 
 #: Headers of a results record naming its source record.
 RESULT_SOURCE = ("lsq.source.topic", "lsq.source.partition", "lsq.source.offset")
+#: Headers of a results record for reading back the calls whose status is not known yet (SPEC §13).
+RESULT_TRACKING = ("lsq.status", "lsq.request.id", "lsq.attempts")
 #: Headers of a dead letter naming its source record (Kafka Connect's).
 DEAD_LETTER_SOURCE = (
     "__connect.errors.topic",
@@ -77,6 +80,8 @@ RESULT_SCHEMA: dict[str, Any] = {
         {"name": "call_id", **_OPTIONAL_STRING},
         {"name": "batch_row", "type": ["null", "int"], "default": None},
         {"name": "coalesced", "type": "boolean", "default": False},
+        {"name": "reason", **_OPTIONAL_STRING},
+        {"name": "completed_at", "type": ["null", _TIMESTAMP], "default": None},
     ],
 }
 
@@ -126,8 +131,11 @@ def result(record: SourceRecord, accepted: Accepted) -> tuple[dict[str, Any], He
         "call_id": accepted.call_id,
         "batch_row": accepted.batch_row,
         "coalesced": accepted.coalesced,
+        "reason": accepted.reason,
+        "completed_at": accepted.completed_at_ms,
     }
-    return value, _named(RESULT_SOURCE, _position(record))
+    tracking = (accepted.status, accepted.request_id or "", str(accepted.attempts))
+    return value, _named((*RESULT_SOURCE, *RESULT_TRACKING), (*_position(record), *tracking))
 
 
 class ResultEncoder:

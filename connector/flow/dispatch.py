@@ -9,10 +9,12 @@ limit) is decided here."""
 from __future__ import annotations
 
 import itertools
+from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from connector.flow.accounts import BULK
 from connector.flow.lanes import Lanes
+from connector.flow.tracking import Tracker
 from connector.logs import get_logger
 from connector.lsq.answers import backoff
 from connector.lsq.coalesce import combine
@@ -28,6 +30,7 @@ if TYPE_CHECKING:
     from connector.flow.outcomes import Outcomes
     from connector.flow.planner import Call, Planner
     from connector.flow.ports import Calls, Output
+    from connector.flow.tracking import Tracking
     from connector.lsq.answers import Verdict
     from connector.records import Answer
     from connector.settings.model import RetrySettings
@@ -55,6 +58,7 @@ class Dispatcher:
         draw: Callable[[], float],
         memory: Memory | None = None,
         snapshot_share: float = 0.1,
+        tracking: Tracking | None = None,
     ) -> None:
         self._memory = memory
         self.accounts, self._planner, self._calls, self._outcomes = (
@@ -68,6 +72,19 @@ class Dispatcher:
         self.lanes = Lanes(snapshot_share)
         self._tickets: dict[int, Call] = {}
         self._next_ticket = itertools.count()
+        self.out_by_route: Counter[str] = Counter()  # calls in flight, by route
+        self.tracker = None  # what LeadSquared then did with accepted calls (SPEC §13)
+        if tracking is not None:
+            self.tracker = Tracker(
+                tracking,
+                accounts=accounts,
+                route_of=routes,
+                output=outcomes.output,
+                tally=outcomes.tally,
+                calls_out=self.out_by_route.__getitem__,
+                clock=clock,
+                wall=wall,
+            )
 
     @property
     def in_flight(self) -> int:
@@ -95,8 +112,12 @@ class Dispatcher:
         self.lanes.add(job)
 
     def dispatch(self, allow: Callable[[Job], bool] | None = None) -> None:
-        """Send every call the accounts' budgets allow now (of jobs ``allow`` accepts)."""
+        """Send every call the accounts' budgets allow now (of jobs ``allow`` accepts, and the
+        tracker's canary admits)."""
         now = self._clock()
+        if (tracker := self.tracker) is not None:
+            admits, only = tracker.admits, allow
+            allow = admits if only is None else lambda job: only(job) and admits(job)
         for account in self.accounts.values():
             while (call := self._planner.next_call(account, self.lanes, now, allow)) is not None:
                 call.slot = account.sent(call.budget, now, call.members[0].tp)
@@ -107,6 +128,7 @@ class Dispatcher:
                     job.sent_wall = wall
                 ticket = next(self._next_ticket)
                 self._tickets[ticket] = call
+                self.out_by_route[call.members[0].route] += 1
                 self._outcomes.tally.api_calls += 1
                 self._outcomes.tally.bulk_calls += call.budget == BULK
                 self._calls.submit(ticket, account.name, call.request)
@@ -163,6 +185,7 @@ class Dispatcher:
 
     def _settle(self, ticket: int, answer: Answer, now: float) -> None:
         call = self._tickets.pop(ticket)
+        self.out_by_route[call.members[0].route] -= 1
         account = self.accounts[call.account]
         account.answered(call.budget, call.slot, now)
         if call.dropped:
@@ -194,7 +217,9 @@ class Dispatcher:
         assert route is not None  # noqa: S101 - jobs only exist for routed records
         if verdict.kind == "accepted":
             self.lanes.finish(job)
-            self._outcomes.accepted(job, route, verdict, answer, call_id)
+            accepted = self._outcomes.accepted(job, route, verdict, answer, call_id)
+            if self.tracker is not None:
+                self.tracker.accepted(route, [job.record, *job.riders], accepted)
             if route.remember and self._memory is not None:
                 self._memory.accepted(job)
             return

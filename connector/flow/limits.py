@@ -12,7 +12,9 @@ budget of an account (main, bulk) follows what the throttle answers say:
   second(s)") is about a quota, not the rate: it changes no budget (the cool-down and, if it
   lasts, the probes of a throttled-out account hold the calls);
 - a budget below its ceiling **recovers** by one call per window every :data:`RECOVER_WINDOWS`
-  windows without a throttle answer (additive increase: AIMD).
+  windows without a throttle answer (additive increase: AIMD);
+- while LeadSquared's own queue is long (the Metrics API, SPEC §13), the budget is **held** at a
+  part of what it was (:meth:`Limit.slow`), and recovers the same way once the queue is short.
 
 The budget is the fleet's: each replica takes its share of it (:mod:`connector.flow.fleet`).
 """
@@ -57,14 +59,29 @@ class Limit:
     stated: int | None = None  # calls per window the account's throttle answers stated
     lowered_at: float = -math.inf  # when a throttle answer last lowered it
     calm_since: float = -math.inf  # the last throttle answer or rise
+    held: int | None = None  # while LeadSquared's queue is long: the most calls per window
 
     def __post_init__(self) -> None:
         self.calls = self.configured if self.calls < 0 else self.calls
 
     @property
     def ceiling(self) -> int:
-        """The most the budget may rise to: the configured value, or the stated limit if lower."""
-        return self.configured if self.stated is None else min(self.configured, self.stated)
+        """The most the budget may rise to: the configured value, or the stated limit or the
+        queue's hold if lower."""
+        bounds = (self.stated, self.held)
+        return min((self.configured, *(bound for bound in bounds if bound is not None)))
+
+    def slow(self, factor: float | None, now: float) -> bool:
+        """LeadSquared's queue is long: hold the budget at ``factor`` of what it is (once, until
+        the queue is short again); ``None``: it is short again, the budget may recover. Whether
+        anything changed."""
+        if factor is None or self.held is not None:
+            changed = factor is None and self.held is not None
+            self.held = None if factor is None else self.held
+            return changed
+        self.held = max(1, math.floor(self.calls * factor))
+        self.calls, self.calm_since = min(self.calls, self.held), now
+        return True
 
     def throttled(self, stated: tuple[int, float] | None, now: float) -> Change | None:
         """A throttle answer arrived at ``now``, stating ``stated`` or no limit. Returns how the

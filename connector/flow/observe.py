@@ -20,9 +20,20 @@ if TYPE_CHECKING:
     from connector.flow.accounts import Account, Budget
     from connector.flow.offsets import OffsetTracker, TopicPartitionKey
     from connector.flow.outcomes import Outcomes
+    from connector.flow.tracking import Tracker
     from connector.transform.route import Route
 
-__all__ = ["AccountView", "Buckets", "Progress", "Snapshot", "Tally", "progress_fields"]
+__all__ = [
+    "AccountView",
+    "Buckets",
+    "Progress",
+    "Snapshot",
+    "Tally",
+    "TrackingView",
+    "progress_fields",
+    "tracking_fields",
+    "tracking_view",
+]
 
 #: Upper bounds (seconds) of the latency buckets: produce → result, and commits.
 LATENCY_BOUNDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
@@ -45,6 +56,13 @@ class Tally:
     coalesced: int = 0  # records whose change went out with an earlier one of their key
     no_change: int = 0  # of skipped, updates whose mapped payload did not change
     by_route: Counter[str] = field(default_factory=Counter)  # records with an outcome, per route
+    # completion tracking (SPEC §13): follow-ups written, by status, and what it cost
+    succeeded: int = 0
+    failed: int = 0
+    unknown: int = 0
+    dead_lettered_late: int = 0  # failed in LeadSquared's queue: copied to the dead-letter topic
+    status_calls: int = 0  # Status and Metrics API calls
+    halted: int = 0  # routes halted
 
     def copy(self) -> Tally:
         return replace(self, by_route=Counter(self.by_route))
@@ -116,6 +134,46 @@ class Snapshot:
     result_latency: Buckets = field(default_factory=Buckets)
     commit_latency: Buckets = field(default_factory=Buckets)
     not_ready: tuple[str, ...] = ("starting",)  # why /readyz fails; empty when ready
+    tracking: TrackingView | None = None  # with status tracking on (SPEC §13)
+
+
+@dataclass(frozen=True, slots=True)
+class TrackingView:
+    """Completion tracking as the health port shows it."""
+
+    checks: int  # accepted calls whose status is not known yet
+    halted: tuple[str, ...]  # routes the canary halted
+    #: LeadSquared's queue per (account, operation): pending messages, most delay in seconds
+    queues: tuple[tuple[str, str, int, float], ...]
+
+
+def tracking_view(tracker: Tracker) -> TrackingView:
+    """What ``tracker`` shows the health port."""
+    queues = tuple(
+        (account, operation, depth.pending, depth.max_delay_s)
+        for (account, operation), depth in sorted(tracker.depths.items())
+    )
+    halted = tuple(halt.route for halt in tracker.canary.halts)
+    return TrackingView(tracker.pending, halted, queues)
+
+
+def tracking_fields(tracker: Tracker) -> dict[str, Any]:
+    """The progress line's fields of completion tracking: checks not finished, follow-ups
+    written by status, status calls, halted routes and LeadSquared's queues."""
+    tally, view = tracker.tally, tracking_view(tracker)
+    fields: dict[str, Any] = {
+        "checks": view.checks,
+        "follow_ups": {s: getattr(tally, s) for s in ("succeeded", "failed", "unknown")},
+        "status_calls": tally.status_calls,
+    }
+    if view.halted:
+        fields["halted"] = list(view.halted)
+    if view.queues:
+        fields["queue"] = {
+            f"{account}/{operation}": {"pending": pending, "max_delay_s": delay}
+            for account, operation, pending, delay in view.queues
+        }
+    return fields
 
 
 @dataclass(slots=True)
@@ -245,6 +303,7 @@ def take_snapshot(
     lag: int,
     paused: bool,
     not_ready: tuple[str, ...],
+    tracking: TrackingView | None = None,
 ) -> Snapshot:
     """The loop's state for the health port: copies of the counts and latency buckets (results,
     commits), work in flight (records, bytes), the lag, the accounts, why it is not ready."""
@@ -258,14 +317,20 @@ def take_snapshot(
         result_latency=outcomes.result_latency.copy(),
         commit_latency=outcomes.commit_latency.copy(),
         not_ready=not_ready,
+        tracking=tracking,
     )
 
 
 def not_ready(
-    *, stopping: bool, joined: bool, results_delayed: bool, accounts: Iterable[Account]
+    *,
+    stopping: bool,
+    joined: bool,
+    results_delayed: bool,
+    accounts: Iterable[Account],
+    halts: Iterable[object] = (),
 ) -> tuple[str, ...]:
     """Why a replica should not count as ready (SPEC §8: in the group, producing, keys
-    accepted); empty when it should."""
+    accepted, no route halted by the canary, SPEC §13); empty when it should."""
     reasons = []
     if stopping:
         reasons.append("stopping")
@@ -281,4 +346,5 @@ def not_ready(
                 f"account {a.name}: {a.throttle_spell} (its keys may be shared, or "
                 "its limit is lower than configured); one probe a cool-down"
             )
+    reasons += [str(halt) for halt in halts]
     return tuple(reasons)

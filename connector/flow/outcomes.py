@@ -14,7 +14,7 @@ from connector.logs import get_logger
 from connector.records import Accepted
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Collection
 
     from connector.flow.lanes import Job
     from connector.flow.offsets import TopicPartitionKey
@@ -32,7 +32,7 @@ class Outcomes:
     """Tracks consumed records until their outcomes are durable."""
 
     def __init__(self, output: Output, wall: Callable[[], float]) -> None:
-        self._output, self._wall = output, wall
+        self.output, self._wall = output, wall
         self.result_latency = Buckets()  # source record's timestamp → its result acknowledged
         self.commit_latency = Buckets()
         self.offsets = OffsetTracker()
@@ -64,7 +64,7 @@ class Outcomes:
 
     def accepted(
         self, job: Job, route: Route, verdict: Verdict, answer: Answer, call_id: str | None = None
-    ) -> None:
+    ) -> Accepted:
         """Write the results record of an accepted call (or of its row): one for the job's
         record and one for each record whose change it carried too (coalesced)."""
         accepted = Accepted(
@@ -95,7 +95,8 @@ class Outcomes:
         if job.riders:
             fields["coalesced"] = 1 + len(job.riders)
         for record in (job.record, *job.riders):
-            self._output.result(record, accepted, self._durable(record, route, "accepted", fields))
+            self.output.result(record, accepted, self._durable(record, route, "accepted", fields))
+        return accepted
 
     def dead_letter(self, record: SourceRecord, route: Route | None, why: DeadLetter) -> None:
         """Write the record to the dead-letter topic with the reason."""
@@ -103,7 +104,7 @@ class Outcomes:
         fields |= {"attempts": why.attempts}
         if why.http_status is not None:
             fields["http_status"] = why.http_status
-        self._output.dead_letter(record, why, self._durable(record, route, "dead_lettered", fields))
+        self.output.dead_letter(record, why, self._durable(record, route, "dead_lettered", fields))
 
     def skipped(self, record: SourceRecord, route: Route, reason: str) -> None:
         """A record that needs nothing (tombstone, delete by default): done at once."""
@@ -134,10 +135,15 @@ class Outcomes:
         """Bytes of those records."""
         return sum(self._bytes.values())
 
-    def pressure(self, max_records: int, max_bytes: int) -> bool | None:
+    def pressure(
+        self, max_records: int, max_bytes: int, held: Collection[TopicPartitionKey] = ()
+    ) -> bool | None:
         """``True`` when the records or bytes held reach their bound (pause the input),
-        ``False`` when both are at most 80% of it (resume), ``None`` in between."""
+        ``False`` when both are at most 80% of it (resume), ``None`` in between. Records of
+        ``held`` partitions (paused on their own) do not count."""
         pending, size = self.pending(), self.bytes_held()
+        for tp in held:
+            pending, size = pending - self.offsets.pending(tp), size - self._bytes.get(tp, 0)
         if pending >= max_records or size >= max_bytes:
             return True
         return False if pending <= 0.8 * max_records and size <= 0.8 * max_bytes else None

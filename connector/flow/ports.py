@@ -1,6 +1,7 @@
 """[pure] The loop's ports: protocols for the Kafka input, the outcome writer, the read-back of
-outcomes, the state topic, the quota topic and the HTTP calls, so the loop runs against fakes in
-tests and the adapters in :mod:`connector.adapters` in production."""
+outcomes and of unfinished status checks, the state topic, the quota topic, source records read
+back by offset and the HTTP calls, so the loop runs against fakes in tests and the adapters in
+:mod:`connector.adapters` in production."""
 
 from __future__ import annotations
 
@@ -11,10 +12,11 @@ if TYPE_CHECKING:
 
     from connector.flow.offsets import TopicPartitionKey
     from connector.flow.quota import Spent
+    from connector.flow.tracking import Unfinished
     from connector.lsq.catalog import Request
     from connector.records import Accepted, Answer, DeadLetter, SourceRecord
 
-__all__ = ["Calls", "Input", "Output", "Recovery", "Spending", "States"]
+__all__ = ["Calls", "Input", "Originals", "Output", "Recovery", "Spending", "States", "Unchecked"]
 
 
 class Input(Protocol):
@@ -53,6 +55,25 @@ class Recovery(Protocol):
     def done(
         self, committed: Mapping[TopicPartitionKey, int]
     ) -> dict[TopicPartitionKey, set[int]]: ...
+
+
+class Unchecked(Protocol):
+    """Accepted calls whose status is not known yet, read back from the results topic
+    (:meth:`~connector.adapters.ledger.Ledger.unfinished`)."""
+
+    def unfinished(self, tps: Collection[TopicPartitionKey], since: float) -> list[Unfinished]: ...
+
+
+class Originals(Protocol):
+    """Source records read back by offset (:class:`~connector.adapters.originals.SourceReader`)."""
+
+    def fetch(self, tp: TopicPartitionKey, offset: int) -> None:
+        """Ask for one record; it comes back through :meth:`fetched`."""
+        ...
+
+    def fetched(self) -> list[tuple[TopicPartitionKey, int, SourceRecord | None]]:
+        """Records read back since the last call (``None``: no longer readable)."""
+        ...
 
 
 class States(Protocol):

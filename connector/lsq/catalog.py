@@ -14,8 +14,9 @@ if TYPE_CHECKING:
 __all__ = ["BULK", "BULK_ROWS", "ENDPOINTS", "Endpoint", "Host", "Request", "endpoint"]
 
 #: ``async``: the async API host (keys in the query string, ``x-api-key`` header);
-#: ``api``: the regular API host (keys in ``x-LSQ-*`` headers).
-Host = Literal["async", "api"]
+#: ``api``: the regular API host (keys in ``x-LSQ-*`` headers); ``status``: the async host's Status
+#: and Metrics APIs (``x-api-key`` only).
+Host = Literal["async", "api", "status"]
 
 
 @dataclass(frozen=True, slots=True)

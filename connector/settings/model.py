@@ -24,6 +24,7 @@ from connector.settings import patterns as topic_patterns
 from connector.settings.accounts import AccountSettings, RateLimitSettings
 from connector.settings.base import Model
 from connector.settings.kafka import KafkaSettings
+from connector.settings.status import StatusSettings
 from connector.transform.mapping import MappingSpec, compile_mapping
 
 if TYPE_CHECKING:
@@ -41,6 +42,7 @@ __all__ = [
     "RetrySettings",
     "RouteSettings",
     "Settings",
+    "StatusSettings",
 ]
 
 
@@ -223,6 +225,7 @@ class Settings(BaseSettings):
     flow: FlowSettings = FlowSettings()
     logging: LogSettings = LogSettings()
     health: HealthSettings = HealthSettings()
+    status: StatusSettings = StatusSettings()
 
     @classmethod
     def settings_customise_sources(
@@ -257,6 +260,8 @@ class Settings(BaseSettings):
                 f"output.quota_topic: needed by accounts.{quotas[0]}.daily_quota (the calls spent "
                 "are kept there, across restarts and for the whole fleet)"
             )
+        if self.status.enabled and "create" in self.status.paths:
+            raise ValueError("status.paths.create: create is a sync operation, with no status")
         topics = [t for route in self.routes for t in route.topics]
         if duplicates := sorted({t for t in topics if topics.count(t) > 1}):
             raise ValueError(f"routes: topics in more than one route {duplicates}")

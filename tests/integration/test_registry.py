@@ -194,10 +194,10 @@ def test_a_version_that_cannot_read_the_latest_is_refused(client: SchemaRegistry
 def test_the_results_schema_is_a_backward_compatible_version_of_the_previous_one(
     client: SchemaRegistryClient,
 ) -> None:
-    """The results schema before bulk calls and coalescing, then today's: the registry's BACKWARD
-    check accepts today's as version 2, and a record of the earlier version reads with today's
-    (the new fields take their defaults)."""
-    added = {"activity_id", "call_id", "batch_row", "coalesced"}
+    """The results schema before bulk calls, coalescing and completion tracking, then today's: the
+    registry's BACKWARD check accepts today's as version 2, and a record of the earlier version
+    reads with today's (the new fields take their defaults)."""
+    added = {"activity_id", "call_id", "batch_row", "coalesced", "reason", "completed_at"}
     earlier = {
         **RESULT_SCHEMA,
         "fields": [f for f in RESULT_SCHEMA["fields"] if f["name"] not in added],
@@ -220,6 +220,7 @@ def test_the_results_schema_is_a_backward_compatible_version_of_the_previous_one
     )
     assert isinstance(read, dict)
     defaults = {"activity_id": None, "call_id": None, "batch_row": None, "coalesced": False}
+    defaults |= {"reason": None, "completed_at": None}
     assert {k: v for k, v in read.items() if k != "submitted_at"} == {
         k: v for k, v in (record | defaults).items() if k != "submitted_at"
     }  # submitted_at reads back as a datetime (timestamp-millis)

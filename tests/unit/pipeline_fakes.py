@@ -11,6 +11,7 @@ from connector.flow.accounts import BULK, MAIN, Account
 from connector.flow.bulk import BulkPlanner
 from connector.flow.gates import RateGate
 from connector.flow.quota import Quotas
+from connector.flow.tracking import Tracking
 from connector.pipeline import Pipeline
 from connector.records import Answer, SourceRecord
 from connector.settings.model import FlowSettings, RetrySettings
@@ -18,16 +19,18 @@ from connector.transform.mapping import MappingSpec, compile_mapping
 from connector.transform.route import Route
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable, Collection, Mapping
 
     from connector.flow.fingerprints import Memory
     from connector.flow.offsets import TopicPartitionKey
     from connector.flow.planner import Planner
     from connector.flow.ports import Spending
     from connector.flow.quota import Quota
+    from connector.flow.tracking import Unfinished
     from connector.lsq.catalog import Request
     from connector.lsq.coalesce import Coalesce
     from connector.records import Accepted, DeadLetter
+    from connector.settings.status import StatusSettings
 
 ACCEPTED = Answer(200, b'{"Status":"Request accepted.","RequestID":"req-1"}')
 THROTTLED = Answer(429, b'{"message":"Too Many Requests"}')
@@ -282,6 +285,44 @@ class FakeRecovery:
 
 
 @dataclass
+class FakeOriginals:
+    """Source records "read back" from ``stored`` (by position) when the test says so."""
+
+    stored: dict[tuple[TopicPartitionKey, int], SourceRecord] = field(default_factory=dict)
+    asked: list[tuple[TopicPartitionKey, int]] = field(default_factory=list)
+    ready: list[tuple[TopicPartitionKey, int, SourceRecord | None]] = field(default_factory=list)
+
+    def fetch(self, tp: TopicPartitionKey, offset: int) -> None:
+        self.asked.append((tp, offset))
+        self.ready.append((tp, offset, self.stored.get((tp, offset))))
+
+    def fetched(self) -> list[tuple[TopicPartitionKey, int, SourceRecord | None]]:
+        out, self.ready = self.ready, []
+        return out
+
+
+@dataclass
+class FakeUnchecked:
+    """Unfinished checks "read back" from the results topic."""
+
+    found: list[Unfinished] = field(default_factory=list)
+    asked: list[tuple[list[TopicPartitionKey], float]] = field(default_factory=list)
+
+    def unfinished(self, tps: Collection[TopicPartitionKey], since: float) -> list[Unfinished]:
+        self.asked.append((sorted(tps), since))
+        return [u for u in self.found if (u.record.topic, u.record.partition) in tps]
+
+
+@dataclass
+class Tracked:
+    """The fakes of completion tracking."""
+
+    calls: FakeCalls
+    originals: FakeOriginals
+    unchecked: FakeUnchecked
+
+
+@dataclass
 class Harness:
     pipeline: Pipeline
     input: FakeInput
@@ -289,6 +330,7 @@ class Harness:
     calls: FakeCalls
     clock: Clock
     account: Account
+    tracked: Tracked | None = None
 
     def feed(self, *records: SourceRecord) -> None:
         self.input.pending += records
@@ -317,9 +359,12 @@ def harness(
     coalesce: Coalesce | None = None,
     memory: Memory | None = None,
     quota: tuple[Quota, Spending] | None = None,
+    status: StatusSettings | None = None,
 ) -> Harness:
     """The loop over fakes; with ``bulk``, the route sends bulk calls (:class:`BulkPlanner`);
-    with ``quota``, the account has that daily quota, kept through that port."""
+    with ``quota``, the account has that daily quota, kept through that port; with ``status``,
+    accepted calls are tracked (their Status API calls go to ``tracked.calls``, and the wall
+    clock moves with the monotonic one)."""
     clock, retry = Clock(), retry or RetrySettings()
     gates, limits = {MAIN: RateGate(calls, window, margin=0.0)}, {MAIN: (calls, window)}
     if bulk is not None:
@@ -332,6 +377,12 @@ def harness(
     if bulk is not None and planner is None:
         planner = BulkPlanner(lambda topic: the_route if topic == "leads" else None)
     output, fake_calls, fake_input = FakeOutput(auto_ack), FakeCalls(clock), FakeInput()
+    tracked = tracking = None
+    if status is not None:
+        tracked = Tracked(FakeCalls(clock), FakeOriginals(), FakeUnchecked())
+        tracking = Tracking(
+            status, (the_route,), tracked.calls, tracked.originals, tracked.unchecked
+        )
     pipeline = Pipeline(
         routes=lambda topic: the_route if topic == "leads" else None,
         accounts={"main": account},
@@ -343,13 +394,14 @@ def harness(
         planner=planner,
         memory=memory,
         quotas=None if quota is None else Quotas({"main": quota[0]}, quota[1]),
+        tracking=tracking,
         clock=clock,
-        wall=lambda: 1_700_000_000.0,
+        wall=(lambda: 1_700_000_000.0 + clock()) if status else lambda: 1_700_000_000.0,
         draw=lambda: 0.5,
     )
     pipeline.attach(fake_input)
     fake_input.listener = pipeline
-    return Harness(pipeline, fake_input, output, fake_calls, clock, account)
+    return Harness(pipeline, fake_input, output, fake_calls, clock, account, tracked)
 
 
 # -- whole routes (real decode, unwrap and mapping) ---------------------------------------------

@@ -13,7 +13,7 @@ from pydantic import BaseModel
 
 from connector.adapters.metrics import families
 from connector.flow.codec import RESULT_SCHEMA
-from connector.flow.observe import AccountView, Snapshot
+from connector.flow.observe import AccountView, Snapshot, TrackingView
 from connector.settings.model import Settings
 from connector.transform.mapping import ActivitySpec, MappingSpec
 
@@ -83,9 +83,10 @@ def test_published_result_schema_is_the_one_written() -> None:
 def test_readme_lists_every_metric() -> None:
     """Each metric family the health port serves is in the README's metrics table."""
     account = AccountView("main", 25, 5.0, 25, 0, True, {"accepted": 1})
-    served = families(Snapshot(accounts=(account,)))
+    tracking = TrackingView(1, ("leads",), (("main", "capture", 5, 0.0),))
+    served = families(Snapshot(accounts=(account,), tracking=tracking))
     names = [family.name + ("_total" if family.type == "counter" else "") for family in served]
-    assert len(names) == 28
+    assert len(names) == 35
     assert [name for name in names if f"`{name}" not in README] == []
 
 

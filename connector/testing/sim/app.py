@@ -174,10 +174,12 @@ def _authenticate(state: SimState, route: Route, call: Call) -> AccountState | A
 
 def _handle(state: SimState, route: Route, account: AccountState, call: Call) -> Answer:
     if route.kind is Kind.STATUS:
-        return _status(route, account, call)
+        account.status_calls += 1
+        return _status(state, route, account, call)
     if route.operation is None:  # never: only /lead/status has no operation
         raise AssertionError(route)
     if route.kind is Kind.METRICS:
+        account.metrics_calls += 1
         rate = state.config.processing.rate
         return answers.success(account.queue.metrics(route.operation, state.clock(), rate))
     content_type = call.headers.get("content-type")
@@ -216,11 +218,12 @@ def _enqueue(state: SimState, account: AccountState, submission: Submission, cal
     return answers.accepted(task.request_id)
 
 
-def _status(route: Route, account: AccountState, call: Call) -> Answer:
+def _status(state: SimState, route: Route, account: AccountState, call: Call) -> Answer:
+    """The Status API; a record forgotten (task_record_limit, task_record_ttl_s) is unknown."""
     request_id = call.query.get("requestid")
     if not request_id:
         return answers.bad_request("the RequestID query parameter is required")
-    task = account.queue.get(request_id)
+    task = account.queue.get(request_id, state.clock())
     if task is None or route.operation not in (None, task.submission.operation):
         return answers.not_found(f"No request found with RequestID {request_id}")
     return answers.success(status_body(task))

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from connector.testing.sim.bodies import BodyError, is_activity_datetime
 from connector.testing.sim.capture import upsert
-from connector.testing.sim.records import MXError
+from connector.testing.sim.records import MXError, lead_not_found
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -62,7 +62,7 @@ def _post(store: LeadStore, search_by: str, item: BulkActivity) -> str:
     """Post one item; the lead is never created. Checks: lead, event code, then date."""
     lead = store.find(search_by, item.search_value) if item.search_value else None
     if lead is None:
-        raise MXError("MXInvalidEntityException", "Lead does not exist in the system")
+        raise lead_not_found()
     activity = item.activity
     store.check_event(activity.event)
     if activity.when is not None and not is_activity_datetime(activity.when):

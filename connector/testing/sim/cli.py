@@ -30,6 +30,7 @@ _PATHS: dict[str, tuple[str, ...]] = {
     "seed": ("seed",),
     "request_log_limit": ("request_log_limit",),
     "task_record_limit": ("task_record_limit",),
+    "task_record_ttl": ("task_record_ttl_s",),
     "rate_limit_mode": ("rate_limit", "mode"),
     "throttle_style": ("rate_limit", "style"),
     "retry_after": ("rate_limit", "retry_after_s"),
@@ -42,6 +43,8 @@ _PATHS: dict[str, tuple[str, ...]] = {
     "processing_error_rate": ("processing", "error_rate"),
     "retry_schedule_scale": ("processing", "retry_schedule_scale"),
     "lost_rate": ("processing", "lost_rate"),
+    "failure_rate": ("processing", "failure_rate"),
+    "failure_kinds": ("processing", "failure_kinds"),
     "unique_fields": ("store", "unique_fields"),
     "activity_events": ("store", "activity_events"),
     "lead_attributes": ("store", "lead_attributes"),
@@ -143,6 +146,13 @@ def _parser() -> argparse.ArgumentParser:
         metavar="N",
         help="async status records kept (default 1000000)",
     )
+    add(
+        "--task-record-ttl",
+        type=float,
+        metavar="S",
+        help="forget a finished task's status record S seconds after it finished (default: "
+        "kept until --task-record-limit evicts it)",
+    )
     return parser
 
 
@@ -213,6 +223,18 @@ def _add_processing(parser: argparse.ArgumentParser) -> None:
     add("--processing-error-rate", type=float, metavar="P", help="injected system errors (0)")
     add("--retry-schedule-scale", type=float, metavar="F", help="scales 30s..3h retries (1)")
     add("--lost-rate", type=float, metavar="P", help="accepted but never processed (0)")
+    add(
+        "--failure-rate",
+        type=float,
+        metavar="P",
+        help="accepted, then FAILURE with an injected MX error, seen only in the Status API (0)",
+    )
+    add(
+        "--failure-kinds",
+        type=_names,
+        metavar="K,K",
+        help="the injected errors: duplicate, not_found, unknown_attribute (all three)",
+    )
 
 
 def _add_faults(parser: argparse.ArgumentParser) -> None:

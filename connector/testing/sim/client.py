@@ -3,7 +3,7 @@ control a simulator, whether it runs in this process or in another."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 import httpx
 from pydantic import BaseModel
@@ -16,6 +16,7 @@ from connector.testing.sim.views import (
     RequestPage,
     Stats,
     StoreView,
+    TaskList,
     Visitors,
 )
 
@@ -72,6 +73,15 @@ class SimClient:
         """An account's leads and activities (the first account by default)."""
         params = {} if account is None else {"account": account}
         return self._get("/store", StoreView, params)
+
+    def tasks(self, status: str | None = None, account: str | None = None) -> list[dict[str, Any]]:
+        """An account's kept status records (the first account's by default), oldest submission
+        first; only those whose status is ``status`` (In-Queue, Success, FAILURE or ERROR) when
+        given. Each is ``{"request_id", "status", "reason", "exception_type", "operation"}``."""
+        given = {"status": status, "account": account}
+        params = {name: value for name, value in given.items() if value is not None}
+        page = self._get("/tasks", TaskList, params)
+        return [task.model_dump(mode="json") for task in page.tasks]
 
     def stats(self) -> Stats:
         """Counters per account."""

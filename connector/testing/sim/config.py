@@ -16,8 +16,10 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator
 __all__ = [
     "DEFAULT_ACCOUNT",
     "DEFAULT_BULK_LIMIT",
+    "FAILURE_KINDS",
     "Account",
     "DailyQuota",
+    "FailureKind",
     "FaultRule",
     "Faults",
     "Outage",
@@ -34,6 +36,9 @@ ThrottleStyle = Literal["http429", "body200", "gateway429"]
 ErrorStyle = Literal["http500", "http200"]
 OutageMode = Literal["http503", "refuse", "drop"]
 FaultAction = Literal["respond", "drop", "delay"]
+FailureKind = Literal["duplicate", "not_found", "unknown_attribute"]
+#: Every kind of application error the work queue can inject (``Processing.failure_kinds``).
+FAILURE_KINDS: tuple[FailureKind, ...] = ("duplicate", "not_found", "unknown_attribute")
 
 
 class _Model(BaseModel):
@@ -126,6 +131,10 @@ class Processing(_Model):
     error_rate: float = Field(0.0, ge=0.0, le=1.0, description="injected system errors")
     retry_schedule_scale: float = Field(1.0, gt=0.0)
     lost_rate: float = Field(0.0, ge=0.0, le=1.0, description="accepted but never processed")
+    failure_rate: float = Field(
+        0.0, ge=0.0, le=1.0, description="injected application errors (FAILURE), not applied"
+    )
+    failure_kinds: tuple[FailureKind, ...] = Field(FAILURE_KINDS, min_length=1)
 
 
 class StoreRules(_Model):
@@ -158,6 +167,12 @@ class SimConfig(_Model):
     seed: int | None = None
     request_log_limit: int = Field(1_000_000, ge=0)
     task_record_limit: int = Field(1_000_000, ge=1)
+    task_record_ttl_s: float | None = Field(
+        None,
+        ge=0.0,
+        description="seconds a finished task's status record is kept (None: until "
+        "task_record_limit evicts it)",
+    )
 
     @field_validator("accounts")
     @classmethod

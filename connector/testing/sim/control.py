@@ -1,6 +1,6 @@
-"""[I/O] The ``/_sim`` endpoints: inspection (requests, store, stats, config) and control (faults,
-outages, key rotation, visitors, leads seeded into a store, reset, waiting for the work queue).
-No auth, never limited, never faulted, never logged."""
+"""[I/O] The ``/_sim`` endpoints: inspection (requests, store, status records, stats, config) and
+control (faults, outages, key rotation, visitors, leads seeded into a store, reset, waiting for
+the work queue). No auth, never limited, never faulted, never logged."""
 
 from __future__ import annotations
 
@@ -27,8 +27,11 @@ from connector.testing.sim.views import (
     RequestPage,
     Stats,
     StoreView,
+    TaskList,
+    TaskView,
     Visitors,
 )
+from connector.testing.sim.workqueue import TaskStatus
 
 if TYPE_CHECKING:
     from connector.testing.sim.state import AccountState, LogEntry, SimState
@@ -47,6 +50,7 @@ def add_control_routes(app: web.Application) -> None:
     router.add_get("/_sim/config", _config)
     router.add_get("/_sim/requests", _requests)
     router.add_get("/_sim/store", _store)
+    router.add_get("/_sim/tasks", _tasks)
     router.add_get("/_sim/stats", _stats)
     router.add_get("/_sim/faults", _get_faults)
     router.add_put("/_sim/faults", _put_faults)
@@ -153,11 +157,43 @@ async def _store(request: web.Request) -> web.Response:
     return _json(view)
 
 
+async def _tasks(request: web.Request) -> web.Response:
+    """An account's kept status records (the first account's by default), only those with
+    ``status`` when given."""
+    state = request.app[SIM]
+    account = _account(state, request.query.get("account"))
+    wanted = _status_param(request.query.get("status"))
+    tasks = tuple(
+        TaskView(
+            request_id=task.request_id,
+            status=task.status,
+            reason=task.reason,
+            exception_type=task.exception_type,
+            operation=task.submission.operation,
+        )
+        for task in account.queue.records(state.clock())
+        if wanted in (None, task.status)
+    )
+    return _json(TaskList(tasks=tasks))
+
+
+def _status_param(value: str | None) -> TaskStatus | None:
+    if value is None:
+        return None
+    try:
+        return TaskStatus(value)
+    except ValueError:
+        names = ", ".join(s.value for s in TaskStatus)
+        raise _error(400, f"status must be one of {names}, not {value!r}") from None
+
+
 def _account_stats(account: AccountState) -> AccountStats:
     queue, quota = account.queue, account.quota
     return AccountStats(
         calls=account.calls,
         answers=dict(account.answers),
+        status_calls=account.status_calls,
+        metrics_calls=account.metrics_calls,
         max_calls_in_window=account.main.window.peak,
         window_s=account.limit.window_s,
         limit=account.limit.calls if account.limit.enabled else None,

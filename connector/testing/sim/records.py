@@ -22,6 +22,9 @@ __all__ = [
     "Operation",
     "Submission",
     "UpdateBehavior",
+    "duplicate_message",
+    "lead_not_found",
+    "unknown_attribute",
 ]
 
 #: Attributes with a meaning of their own in lead bodies; never stored as lead fields.
@@ -44,6 +47,27 @@ class DuplicateEntryError(MXError):
     def __init__(self, message: str, existing_lead_id: str) -> None:
         super().__init__("MXDuplicateEntryException", message)
         self.existing_lead_id = existing_lead_id
+
+
+_DUPLICATE_MESSAGES = {
+    "EmailAddress": "A Lead with same Email already exists.",
+    "Phone": "A Lead with same Phone Number already exists.",
+}
+
+
+def duplicate_message(attribute: str) -> str:
+    """MXDuplicateEntryException's message for a value of ``attribute`` another lead has."""
+    return _DUPLICATE_MESSAGES.get(attribute, f"A Lead with same {attribute} already exists.")
+
+
+def lead_not_found() -> MXError:
+    """MXInvalidEntityException: no lead with the id (or search value) given."""
+    return MXError("MXInvalidEntityException", "Lead does not exist in the system")
+
+
+def unknown_attribute(attribute: str) -> MXError:
+    """MXUnknownAttributeException naming ``attribute``, which the tenant does not have."""
+    return MXError("MXUnknownAttributeException", f"Attribute '{attribute}' does not exist")
 
 
 class Operation(StrEnum):

@@ -98,7 +98,7 @@ class AccountState:
         self.store = LeadStore(config.store, lambda: _uuid4(ids), _utc_now)
         scale = config.processing.retry_schedule_scale
         delays = [d * scale for d in RETRY_SCHEDULE_S]
-        self.queue = WorkQueue(config.task_record_limit, delays)
+        self.queue = WorkQueue(config.task_record_limit, delays, config.task_record_ttl_s)
         self.wake = asyncio.Event()  # set when a task is queued
         self.reset()
 
@@ -110,6 +110,7 @@ class AccountState:
         self.bulk = Budget.fresh(self.bulk_limit)
         self.quota = None if self.daily_quota is None else Quota.fresh(self.daily_quota)
         self.calls = 0
+        self.status_calls = self.metrics_calls = 0  # answered by the Status / Metrics API
         self.answers: Counter[AnswerClass] = Counter()
 
     def counts_against_limit(self, status_or_metrics: bool) -> bool:

@@ -16,6 +16,9 @@ from connector.testing.sim.records import (
     Lead,
     LeadField,
     MXError,
+    duplicate_message,
+    lead_not_found,
+    unknown_attribute,
 )
 
 if TYPE_CHECKING:
@@ -31,10 +34,6 @@ __all__ = ["LEAD_CAPTURE_EVENT", "LeadStore", "field_value", "storable"]
 LEAD_CAPTURE_EVENT = 23
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 _IDENTIFYING = ("FirstName", "LastName", "EmailAddress", "Phone")
-_DUPLICATE_MESSAGES = {
-    "EmailAddress": "A Lead with same Email already exists.",
-    "Phone": "A Lead with same Phone Number already exists.",
-}
 
 
 def storable(entries: Iterable[LeadField]) -> list[LeadField]:
@@ -114,9 +113,7 @@ class LeadStore:
             return
         for entry in storable(entries):
             if entry.attribute not in self._attributes:
-                raise MXError(
-                    "MXUnknownAttributeException", f"Attribute '{entry.attribute}' does not exist"
-                )
+                raise unknown_attribute(entry.attribute)
 
     def insert(self, fields: list[LeadField], lead_id: str | None = None) -> Lead:
         """Create a lead from storable ``fields`` (uniqueness enforced), with ``lead_id`` or new."""
@@ -143,7 +140,7 @@ class LeadStore:
         """Lead.Update: ``{"AffectedRows": 1}``."""
         lead = self.leads.get(lead_id)
         if lead is None:
-            raise MXError("MXInvalidEntityException", "Lead does not exist in the system")
+            raise lead_not_found()
         self.check_attributes(entries)
         self.write(lead, storable(entries))
         return {"AffectedRows": 1}
@@ -161,10 +158,7 @@ class LeadStore:
                 continue
             owner = self._index[entry.attribute].get(_normal(entry.attribute, entry.value))
             if owner is not None and owner != lead_id:
-                message = _DUPLICATE_MESSAGES.get(
-                    entry.attribute, f"A Lead with same {entry.attribute} already exists."
-                )
-                raise DuplicateEntryError(message, owner)
+                raise DuplicateEntryError(duplicate_message(entry.attribute), owner)
 
     def _apply(self, lead: Lead, fields: list[LeadField]) -> None:
         for entry in fields:
@@ -211,7 +205,7 @@ class LeadStore:
         """ProspectActivity.svc/Create: ``{"Id": activity id}``."""
         lead_id = activity.related_lead_id or ""
         if lead_id not in self.leads:
-            raise MXError("MXInvalidEntityException", "Lead does not exist in the system")
+            raise lead_not_found()
         self.check_event(activity.event)
         return {"Id": self.post(lead_id, activity).id}
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from connector.testing.serve import RUNNER
+from connector.testing.sim.failures import draw_failure
 from connector.testing.sim.ops import execute
 from connector.testing.sim.records import MXError
 
@@ -29,18 +30,30 @@ _MAX_LAG_S = 0.05  # how far a worker may catch up after sleeping late
 
 
 def apply_task(state: SimState, account: AccountState, task: Task, now: float) -> None:
-    """One processing attempt: a system error (retried later), FAILURE or Success."""
+    """One processing attempt: a system error (retried later), FAILURE (an injected application
+    error or the store's own) or Success."""
     task.attempts += 1
     error_rate = state.config.processing.error_rate
     if error_rate and state.work_rng.random() < error_rate:
         account.queue.system_error(task, SYSTEM_ERROR, now)
         return
+    outcome = _attempt(state, account, task)
+    if isinstance(outcome, MXError):
+        account.queue.fail(task, outcome.type, outcome.message, now)
+    else:
+        account.queue.succeed(task, outcome, now)
+
+
+def _attempt(state: SimState, account: AccountState, task: Task) -> str | MXError:
+    """The sync response (JSON) of applying ``task``, or the MX error it ends with instead."""
+    injected = draw_failure(state.config.processing, task.submission, state.work_rng)
+    if injected is not None:
+        return injected
     try:
         result = execute(account.store, task.submission)
     except MXError as exc:
-        account.queue.fail(task, exc.type, exc.message, now)
-    else:
-        account.queue.succeed(task, json.dumps(result, separators=(",", ":")), now)
+        return exc
+    return json.dumps(result, separators=(",", ":"))
 
 
 async def run_worker(state: SimState, account: AccountState) -> None:

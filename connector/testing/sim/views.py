@@ -10,6 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from connector.testing.sim.answers import AnswerClass
 from connector.testing.sim.config import OutageMode
+from connector.testing.sim.records import Operation
+from connector.testing.sim.workqueue import TaskStatus
 
 __all__ = [
     "AccountStats",
@@ -22,6 +24,8 @@ __all__ = [
     "RequestPage",
     "Stats",
     "StoreView",
+    "TaskList",
+    "TaskView",
     "Visitors",
 ]
 
@@ -120,6 +124,10 @@ class AccountStats(_View):
 
     calls: int  # every API call identified to the account
     answers: dict[AnswerClass, int]
+    # Calls the Status API (/lead/status, <submit path>/status) and the Metrics API answered
+    # (past faults, auth and limit; 400s and 404s included):
+    status_calls: int
+    metrics_calls: int
     max_calls_in_window: int  # over calls subject to the limit, throttled ones included
     window_s: float
     limit: int | None  # None when the limit is off
@@ -142,6 +150,22 @@ class Stats(_View):
     accounts: dict[str, AccountStats]
     unidentified: dict[AnswerClass, int]
     requests: int  # calls received since start (not reset by the log limit)
+
+
+class TaskView(_View):
+    """One kept status record of the async work queue."""
+
+    request_id: str
+    status: TaskStatus
+    reason: str | None  # the Status API's StatusReason
+    exception_type: str | None
+    operation: Operation
+
+
+class TaskList(_View):
+    """``GET /_sim/tasks?account=&status=``: kept status records, oldest submission first."""
+
+    tasks: tuple[TaskView, ...]
 
 
 class OutageRequest(_View):

@@ -1,12 +1,13 @@
-"""[pure] One account's async work queue: task records (what the Status API reports), FIFO order
-with a processing delay, retries of system errors on LeadSquared's schedule, and the numbers the
-Metrics API reports. Time is passed in; the async driver lives in ``tasks.py``."""
+"""[pure] One account's async work queue: task records (what the Status API reports, kept up to a
+count and, optionally, for a time after they finish), FIFO order with a processing delay, retries
+of system errors on LeadSquared's schedule, and the numbers the Metrics API reports. Time is
+passed in; the async driver lives in ``tasks.py``."""
 
 from __future__ import annotations
 
 import heapq
 import math
-from collections import Counter, deque
+from collections import Counter, OrderedDict, deque
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING
@@ -56,11 +57,16 @@ class Task:
 
 
 class WorkQueue:
-    """Pending tasks in FIFO order plus a retry heap; finished tasks stay as records."""
+    """Pending tasks in FIFO order plus a retry heap; finished tasks stay as records, the oldest
+    submissions evicted past ``record_limit`` and, with ``record_ttl_s``, each forgotten that
+    long after it finished (lazily: when records are read or a task is submitted)."""
 
-    def __init__(self, record_limit: int, retry_delays: Sequence[float]) -> None:
+    def __init__(
+        self, record_limit: int, retry_delays: Sequence[float], record_ttl_s: float | None = None
+    ) -> None:
         self._record_limit = record_limit
         self._retry_delays = tuple(retry_delays)
+        self._record_ttl_s = record_ttl_s
         self.clear()
 
     def clear(self) -> None:
@@ -69,6 +75,8 @@ class WorkQueue:
         self._retries: list[tuple[float, int, Task]] = []
         self._retry_seq = 0
         self._records: dict[str, Task] = {}
+        # With a TTL: request id -> when it finished, in that order (only ids still in _records)
+        self._finished: OrderedDict[str, float] = OrderedDict()
         self._meters: dict[Operation, RateMeter] = {}
         self.pending_by_operation: Counter[Operation] = Counter()
         self.succeeded = self.failed = self.errored = self.lost = 0
@@ -78,15 +86,27 @@ class WorkQueue:
         """Tasks waiting for processing (including those waiting for a retry)."""
         return len(self._fifo) + len(self._retries)
 
-    def get(self, request_id: str) -> Task | None:
-        """The record of ``request_id``, if still kept."""
+    def get(self, request_id: str, now: float | None = None) -> Task | None:
+        """The record of ``request_id``, if still kept (at ``now``, when given)."""
+        if now is not None:
+            self._expire(now)
         return self._records.get(request_id)
 
+    def records(self, now: float | None = None) -> list[Task]:
+        """Every record still kept (at ``now``, when given), oldest submission first."""
+        if now is not None:
+            self._expire(now)
+        return list(self._records.values())
+
     def submit(self, task: Task, *, lost: bool = False) -> None:
-        """Record ``task``; queue it unless it is to be lost (accepted, never processed)."""
+        """Record ``task`` (first forgetting records expired at its submission time); queue it
+        unless it is to be lost (accepted, never processed)."""
+        self._expire(task.submitted_at)
         self._records[task.request_id] = task
         if len(self._records) > self._record_limit:
-            del self._records[next(iter(self._records))]
+            oldest = next(iter(self._records))
+            del self._records[oldest]
+            self._finished.pop(oldest, None)
         if lost:
             self.lost += 1
             return
@@ -161,3 +181,15 @@ class WorkQueue:
         task.submission = _DONE[operation]  # the parsed payload is no longer needed
         self.pending_by_operation[operation] -= 1
         self._meters.setdefault(operation, RateMeter()).add(now)
+        if self._record_ttl_s is not None and self._records.get(task.request_id) is task:
+            self._finished[task.request_id] = now
+
+    def _expire(self, now: float) -> None:
+        """Forget the records that finished ``record_ttl_s`` or more before ``now``."""
+        if self._record_ttl_s is None:
+            return
+        cutoff = now - self._record_ttl_s
+        finished = self._finished
+        while finished and next(iter(finished.values())) <= cutoff:
+            request_id, _ = finished.popitem(last=False)
+            del self._records[request_id]

@@ -14,6 +14,7 @@ from connector.testing.sim.config import (
     DEFAULT_ACCOUNT,
     Account,
     DailyQuota,
+    Processing,
     RateLimit,
     SimConfig,
     load_config,
@@ -177,6 +178,47 @@ def test_quota_options_over_a_file_with_a_null_quota(tmp_path: Path) -> None:
     assert config.daily_quota == DailyQuota(calls=5, day_s=3.0)
 
 
+def test_failure_and_record_ttl_options() -> None:
+    """--failure-rate, --failure-kinds (comma-separated) and --task-record-ttl set their fields;
+    by default nothing fails after acceptance (every kind allowed) and records have no TTL."""
+    default = _config()
+    assert (default.processing.failure_rate, default.task_record_ttl_s) == (0.0, None)
+    assert default.processing.failure_kinds == ("duplicate", "not_found", "unknown_attribute")
+    config = _config(
+        "--failure-rate", "0.05", "--failure-kinds", "duplicate, not_found",
+        "--task-record-ttl", "30",
+    )  # fmt: skip
+    assert (config.processing.failure_rate, config.processing.failure_kinds) == (
+        0.05,
+        ("duplicate", "not_found"),
+    )
+    assert config.task_record_ttl_s == 30.0
+
+
+def test_failure_and_ttl_options_over_files_with_null_or_set_sections(tmp_path: Path) -> None:
+    """Over a dumped SimConfig (``task_record_ttl_s: null``, as SimProcess passes it), over a
+    YAML file whose processing section is null, and over one that sets other processing
+    options (kept), the options still apply."""
+    dumped = tmp_path / "sim.json"
+    dumped.write_text(SimConfig(processing=Processing(rate=7.0)).model_dump_json())
+    config = _config(
+        "--config", str(dumped), "--failure-rate", "1", "--failure-kinds", "unknown_attribute",
+        "--task-record-ttl", "0.5",
+    )  # fmt: skip
+    assert (config.processing.rate, config.processing.failure_rate) == (7.0, 1.0)
+    assert (config.processing.failure_kinds, config.task_record_ttl_s) == (
+        ("unknown_attribute",),
+        0.5,
+    )
+    null = tmp_path / "null.yaml"
+    null.write_text("processing:\ntask_record_ttl_s:\n")
+    config = _config("--config", str(null), "--failure-rate", "0.5", "--task-record-ttl", "2")
+    assert (config.processing.failure_rate, config.task_record_ttl_s) == (0.5, 2.0)
+    ttl_null = tmp_path / "ttl.yaml"
+    ttl_null.write_text("task_record_ttl_s:\n")
+    assert _config("--config", str(ttl_null)).task_record_ttl_s is None
+
+
 def test_options_override_the_config_file(tmp_path: Path) -> None:
     """--config FILE (YAML) is read first, options win."""
     file = tmp_path / "sim.yaml"
@@ -236,6 +278,10 @@ def test_accounts_must_not_share_keys() -> None:
         (["--daily-quota", "5", "--quota-day-seconds", "0"], "daily_quota.day_s"),
         (["--outage", "1:2:flood"], "invalid configuration: outages.0.mode"),
         (["--processing-rate", "0"], "invalid configuration: processing.rate"),
+        (["--failure-rate", "2"], "invalid configuration: processing.failure_rate"),
+        (["--failure-kinds", "duplicate,timeout"], "processing.failure_kinds.1: Input should be"),
+        (["--failure-kinds", ","], "invalid configuration: processing.failure_kinds"),
+        (["--task-record-ttl", "-1"], "invalid configuration: task_record_ttl_s"),
         (["--no-such-option"], "unrecognized arguments"),
     ],
 )

@@ -10,8 +10,8 @@ import pytest
 import connector.testing.sim as sim_package
 
 PURE = [
-    "answers", "bodies", "bulk", "capture", "config", "faults", "limiter", "meters", "ops",
-    "records", "routes", "store", "workqueue",
+    "answers", "bodies", "bulk", "capture", "config", "failures", "faults", "limiter", "meters",
+    "ops", "records", "routes", "store", "workqueue",
 ]  # fmt: skip
 IO_MODULES = {"aiohttp", "asyncio", "httpx", "socket", "subprocess", "threading", "confluent_kafka"}
 

@@ -147,3 +147,107 @@ def test_clear_forgets_everything(count: int) -> None:
         queue.submit(_task(str(i)))
     queue.clear()
     assert (queue.pending, queue.get("0"), queue.succeeded, queue.next_due()) == (0, None, 0, None)
+
+
+def _finish(queue: WorkQueue, now: float) -> Task:
+    task = queue.pop_due(now)
+    assert task is not None
+    queue.succeed(task, "{}", now)
+    return task
+
+
+def test_records_are_forgotten_ttl_seconds_after_they_finish() -> None:
+    """With record_ttl_s: kept until finished + TTL, unknown from then on; the TTL counts from
+    when each finished, not from submission."""
+    queue = WorkQueue(record_limit=100, retry_delays=(), record_ttl_s=10.0)
+    queue.submit(_task("a"))
+    queue.submit(_task("b"))
+    _finish(queue, now=1.0)
+    _finish(queue, now=5.0)
+    assert [queue.get(n, now=10.9) is not None for n in "ab"] == [True, True]
+    assert [queue.get(n, now=11.0) is not None for n in "ab"] == [False, True]
+    assert [queue.get(n, now=15.0) is not None for n in "ab"] == [False, False]
+
+
+def test_pending_and_lost_records_are_never_forgotten() -> None:
+    """A task still queued (or waiting for a retry), or lost, keeps its record past the TTL."""
+    queue = WorkQueue(record_limit=100, retry_delays=(50.0,), record_ttl_s=1.0)
+    queue.submit(_task("queued", due=0.0))
+    queue.submit(_task("lost"), lost=True)
+    retried = queue.pop_due(0.0)
+    assert retried is not None
+    retried.attempts = 1
+    queue.system_error(retried, "x", now=0.0)
+    assert [t.request_id for t in queue.records(now=40.0)] == ["queued", "lost"]
+    popped = queue.pop_due(50.0)
+    assert popped is retried
+    popped.attempts = 2
+    queue.system_error(popped, "x", now=50.0)  # no retry left: ERROR at 50
+    assert queue.get("queued", now=50.9) is not None
+    assert queue.get("queued", now=51.0) is None
+    assert queue.get("lost", now=1000.0) is not None
+
+
+def test_submitting_forgets_expired_records_and_without_ttl_nothing_expires() -> None:
+    """Expiry is lazy: a submission at t forgets what expired by t. No TTL: records stay."""
+    queue = WorkQueue(record_limit=100, retry_delays=(), record_ttl_s=2.0)
+    queue.submit(_task("a"))
+    _finish(queue, now=1.0)
+    queue.submit(Task("b", CAPTURE, "[]", submitted_at=3.0, due_at=3.0))
+    assert [t.request_id for t in queue.records()] == ["b"]
+    kept = _queue()
+    kept.submit(_task("a"))
+    _finish(kept, now=1.0)
+    assert kept.get("a", now=1e9) is not None
+
+
+def test_ttl_and_record_limit_work_together() -> None:
+    """A record the limit evicted is not expired again; the others still expire in turn."""
+    queue = WorkQueue(record_limit=2, retry_delays=(), record_ttl_s=5.0)
+    for name in "abc":
+        queue.submit(_task(name))
+        _finish(queue, now=1.0)
+    assert [t.request_id for t in queue.records(now=5.9)] == ["b", "c"]
+    assert queue.records(now=6.0) == []
+
+
+def test_records_list_every_kept_task_with_its_outcome() -> None:
+    """records(): oldest submission first, each with its status, reason and exception type."""
+    queue = _queue()
+    for name in "abc":
+        queue.submit(_task(name))
+    first = queue.pop_due(0.0)
+    assert first is not None
+    queue.fail(first, "MXInvalidEntityException", "Lead does not exist in the system", now=1.0)
+    _finish(queue, now=1.0)
+    assert [(t.request_id, t.status, t.reason, t.exception_type) for t in queue.records()] == [
+        ("a", "FAILURE", "Lead does not exist in the system", "MXInvalidEntityException"),
+        ("b", "Success", "Request was successfully completed", None),
+        ("c", "In-Queue", None, None),
+    ]
+
+
+def test_metrics_under_load_grow_then_fall_back_to_zero() -> None:
+    """At 5 tasks/s, 40 queued tasks: 40 pending and 8 s to drain; as they are processed at the
+    rate both shrink, and once all are done both are 0 (the rate is what was processed)."""
+    queue = _queue()
+    for i in range(40):
+        queue.submit(_task(f"c{i}"))
+    assert queue.metrics(Operation.CAPTURE, now=0.0, rate=5.0) == {
+        "PendingMessages": 40,
+        "MaxDelayInSeconds": 8,
+        "ProcessingRatePerMinute": 0.0,
+    }
+    seen = []
+    for i in range(40):
+        now = i / 5.0
+        _finish(queue, now)
+        metrics = queue.metrics(Operation.CAPTURE, now, rate=5.0)
+        seen.append((metrics["PendingMessages"], metrics["MaxDelayInSeconds"]))
+    assert seen[9] == (30, 6)
+    assert seen == sorted(seen, reverse=True)
+    assert queue.metrics(Operation.CAPTURE, now=8.0, rate=5.0) == {
+        "PendingMessages": 0,
+        "MaxDelayInSeconds": 0,
+        "ProcessingRatePerMinute": 4.0,
+    }
