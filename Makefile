@@ -53,5 +53,6 @@ clean:  ## remove the environment and caches
 soak: sync  ## reliability trials with larger backlogs; prints the README's Reliability table
 	$(RUN) python -m connector.testing.trials --soak
 
-bench: sync  ## benchmarks: budget use, gate designs, overhead vs bare httpx, latency
+bench: sync  ## benchmarks: budget use, gate designs, overhead vs bare httpx, latency, tracking
 	$(RUN) python -m connector.testing.bench
+	$(RUN) python -m connector.testing.bench_status

@@ -116,5 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     summary |= {"dead_lettered": tally.dead_lettered, "skipped": tally.skipped}
     summary |= {"recovered": tally.recovered, "ambiguous_retries": tally.ambiguous}
     summary |= {"api_calls": tally.api_calls, "throttled": tally.throttled}
+    if settings.status.enabled:  # completion tracking: the follow-ups written, what it cost
+        summary |= {"succeeded": tally.succeeded, "failed": tally.failed, "unknown": tally.unknown}
+        summary |= {"status_calls": tally.status_calls}
     sys.stdout.write(json.dumps(summary) + "\n")
     return EXIT_OK

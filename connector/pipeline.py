@@ -175,9 +175,10 @@ class Pipeline:
         # 6. rate-limit (this replica's shares of the budgets, as learned) → plan → submit
         if not self._failed:
             self._shares.update(source)
-        self._dispatcher.dispatch()
-        if self._tracker is not None:  # polls take the calls the records left
-            self._tracker.spare()
+        now = self._clock()
+        self._dispatcher.dispatch(now=now)
+        if self._tracker is not None:  # polls take the calls the records left at that moment
+            self._tracker.spare(now)
         if self._quotas is not None:  # the calls spent of daily quotas, kept in Kafka
             self._quotas.save(self._clock())
         # 7. record results: acknowledged outcomes become durable

@@ -111,10 +111,12 @@ class Dispatcher:
                 return
         self.lanes.add(job)
 
-    def dispatch(self, allow: Callable[[Job], bool] | None = None) -> None:
-        """Send every call the accounts' budgets allow now (of jobs ``allow`` accepts, and the
-        tracker's canary admits)."""
-        now = self._clock()
+    def dispatch(
+        self, allow: Callable[[Job], bool] | None = None, now: float | None = None
+    ) -> None:
+        """Send every call the accounts' budgets allow at ``now`` (by default the clock's time),
+        of jobs ``allow`` accepts and the tracker's canary admits."""
+        now = self._clock() if now is None else now
         if (tracker := self.tracker) is not None:
             admits, only = tracker.admits, allow
             allow = admits if only is None else lambda job: only(job) and admits(job)

@@ -3,9 +3,10 @@
 Each accepted RequestID (all of them, or ``status.sample`` of them; a canary call always) becomes a
 :class:`Check`, polled on the Status API: first ``first_poll_seconds`` after it was accepted, then
 at doubling intervals up to ``max_poll_interval_seconds``, until a terminal status or
-``give_up_seconds``. Then every source record of the call gets a follow-up results record:
-``succeeded``, ``failed`` (with LeadSquared's reason; the original record is also read back from
-its source offset and dead-lettered, stage ``leadsquared``) or ``unknown``.
+``give_up_seconds`` (counted from its acceptance; a check a backlog kept from being polled is
+polled once before it gives up). Then every source record of the call gets a follow-up results
+record: ``succeeded``, ``failed`` (with LeadSquared's reason; the original record is also read
+back from its source offset and dead-lettered, stage ``leadsquared``) or ``unknown``.
 
 Polls are calls of the account's main budget (whether LeadSquared counts them is not documented):
 they go through the same gates. Before the loop sends records, polls may take up to ``max_share``
@@ -230,12 +231,13 @@ class Tracker:
         self._write_failed()
         self._send_due(share=True)
 
-    def spare(self) -> None:
-        """Send the polls that are due with the calls the loop left (after it sent records)."""
-        self._send_due(share=False)
+    def spare(self, now: float) -> None:
+        """Send the polls that are due with the calls the loop left when it sent records at
+        ``now`` (a call the gate frees a moment later is the records')."""
+        self._send_due(share=False, now=now)
 
-    def _send_due(self, *, share: bool) -> None:
-        now, wall = self._clock(), self._wall()
+    def _send_due(self, *, share: bool, now: float | None = None) -> None:
+        now, wall = self._clock() if now is None else now, self._wall()
         for key, at in self._queues.items():
             if at <= wall and self._settings.queue.enabled and self._may_send(key[0], now, share):
                 self._queues[key] = wall + self._settings.queue.poll_seconds
@@ -247,7 +249,7 @@ class Tracker:
                 if gone or check.out or when != check.due:
                     heapq.heappop(heap)  # finished, or polled again later
                     continue
-                if wall - check.since >= self._settings.give_up_seconds:
+                if check.polls and wall - check.since >= self._settings.give_up_seconds:
                     heapq.heappop(heap)
                     self._finish(check, None)
                     continue

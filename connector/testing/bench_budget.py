@@ -26,14 +26,10 @@ LeadSquared's 5-second window runs as 1 second, so the 60-second run stands for 
 from __future__ import annotations
 
 import bisect
-import io
 import random
 import time
 from typing import TYPE_CHECKING, Any
 
-import fastavro
-
-from connector.flow.codec import RESULT_SCHEMA
 from connector.testing import benchkit
 from connector.testing.bench_bulk import (
     MAIN_CALLS,
@@ -63,7 +59,6 @@ CONFIGURED, REAL = 25, 10
 RUN_S, SETTLE_S = 60.0, 12.0  # a 5-minute run, time-scaled; use is measured after the first minute
 QUOTA, RESERVE, DAY_S, QUOTA_RECORDS = 300, 0.2, 30.0, 600  # 2.5 of the shortened days
 BACKLOG, LIVE, WARM = 10_000, 100, 5  # WARM: records drained before the live changes alone
-_RESULT = fastavro.parse_schema(RESULT_SCHEMA)
 
 
 def _learned_run(stack: Stack, say: Say, style: str) -> dict[str, Any]:
@@ -135,26 +130,19 @@ def _live_run(stack: Stack, say: Say, *, backlog: int) -> list[float]:
     return sorted(r.timestamp_ms / 1000 - _source_time(r) for r in done)
 
 
-def _result(record: Received) -> Any:
-    return fastavro.schemaless_reader(io.BytesIO((record.value or b"")[5:]), _RESULT, None)
-
-
 def _source(record: Received) -> tuple[str, int, int]:
-    value = _result(record)
+    value = benchkit.result_value(record)
     return value["source_topic"], value["source_partition"], value["source_offset"]
 
 
 def _source_time(record: Received) -> float:
-    return float(_result(record)["source_timestamp"].timestamp())
+    return float(benchkit.result_value(record)["source_timestamp"].timestamp())
 
 
 def live(stack: Stack, say: Say) -> dict[str, Any]:
     """Live changes' latency during a snapshot backlog ÷ without one."""
     alone, behind = _live_run(stack, say, backlog=WARM), _live_run(stack, say, backlog=BACKLOG)
-
-    def quantile(delays: list[float], q: float) -> float:
-        return delays[min(len(delays) - 1, int(len(delays) * q))]
-
+    quantile = benchkit.quantile
     figures: dict[str, Any] = {}
     for name, q in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99)):
         figures[f"{name}_ms_alone"] = round(quantile(alone, q) * 1000)

@@ -44,12 +44,15 @@ DUPLICATE = Answer(
 
 
 class Clock:
-    """Manual monotonic time."""
+    """Manual monotonic time; with ``drift``, each reading also moves it on by that much (time
+    passing inside a turn of the loop)."""
 
     def __init__(self) -> None:
         self.now = 1000.0
+        self.drift = 0.0
 
     def __call__(self) -> float:
+        self.now += self.drift
         return self.now
 
     def advance(self, seconds: float) -> None:

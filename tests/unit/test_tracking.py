@@ -292,3 +292,38 @@ def test_sampling_checks_the_same_calls_after_a_restart() -> None:
     again.clock.advance(FIRST_POLL)
     again.turn()
     assert {_request_id(s) for s in again.tracked.calls.sent} == polled
+
+
+def test_a_call_the_gate_frees_while_records_are_sent_is_theirs_not_a_polls() -> None:
+    """Time passes inside a turn: a call the gate frees after the records were sent at ``now`` is
+    not spare (the records would have taken it a moment later), so polls stay within their share
+    while records wait."""
+    h = harness(calls=10, window=1.0, concurrency=50, status=_status(max_share=0.2))
+    assert h.tracked is not None
+    _deliver(h, 40)
+    h.clock.advance(FIRST_POLL)
+    h.feed(*(record(i, f"k{i}", f"lead{i}@example.com") for i in range(40, 400)))
+    h.clock.drift = 0.0003
+    start = h.clock.now
+    for _ in range(3000):
+        h.turn()
+        _accept_all(h.calls)
+        h.tracked.calls.answer(IN_QUEUE)
+    windows = h.clock.now - start
+    assert len(h.tracked.calls.sent) <= 2 * (windows + 1)
+
+
+def test_a_check_a_backlog_kept_from_being_polled_is_polled_once_before_it_gives_up() -> None:
+    h = harness(status=_status(give_up_seconds=30.0))
+    assert h.tracked is not None
+    _deliver(h, 1)
+    h.account.gates["main"].cool_down(h.clock(), 60.0)  # no call at all for a minute
+    for _ in range(13):
+        h.clock.advance(5.0)
+        h.turn()
+    assert len(h.tracked.calls.sent) == 1
+    assert _follow_ups(h) == []
+    h.tracked.calls.answer(SUCCESS)
+    h.turn()
+    [(_, follow)] = _follow_ups(h)
+    assert follow.status == "succeeded"
