@@ -80,9 +80,9 @@ class Ledger:
         try:
             for message in self._read(consumer, since, self._topics[:1]):
                 headers = dict(headers_of(message))
-                source = source_of(headers)
-                if source is None or (source[0], source[1]) not in wanted:
-                    continue
+                source, at = source_of(headers), message.timestamp()[1] / 1000
+                if source is None or (source[0], source[1]) not in wanted or at < since:
+                    continue  # (a broker may start the read earlier than asked)
                 status, request_id, attempts = (
                     (headers.get(name) or b"").decode(errors="replace") for name in RESULT_TRACKING
                 )
@@ -91,7 +91,6 @@ class Ledger:
                     found.pop(position, None)  # a follow-up (or an outcome with nothing to check)
                 elif request_id:
                     record = SourceRecord(source[0], source[1], source[2], message.key(), None)
-                    at = message.timestamp()[1] / 1000
                     found[position] = Unfinished(record, request_id, _int(attempts), at)
         except KafkaException as exc:
             self._warn(f"cannot read back unfinished status checks: {exc}")

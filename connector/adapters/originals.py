@@ -11,7 +11,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from confluent_kafka import KafkaError, KafkaException, TopicPartition
+from confluent_kafka import KafkaError, TopicPartition
 
 from connector.adapters.kafka import build_consumer, headers_of, reader_config
 from connector.records import SourceRecord
@@ -67,18 +67,25 @@ class SourceReader:
             self._asked.put(None)
 
     def _work(self) -> None:
-        consumer = build_consumer(self._config)
+        """Answer every request, ``None`` when it cannot be read (whatever goes wrong: a failed
+        record's follow-up must not wait for ever)."""
+        try:
+            consumer: Consumer | None = build_consumer(self._config)
+        except Exception as exc:  # noqa: BLE001 - reported, and every request answered
+            self._warn(f"cannot read source records back: {exc}")
+            consumer = None
         try:
             while (asked := self._asked.get()) is not None:
                 tp, offset = asked
+                record = None
                 try:
-                    record = self._read_one(consumer, tp, offset)
-                except KafkaException as exc:
+                    record = None if consumer is None else self._read_one(consumer, tp, offset)
+                except Exception as exc:  # noqa: BLE001 - as above
                     self._warn(f"cannot read back {tp[0]}[{tp[1]}]@{offset}: {exc}")
-                    record = None
                 self._read.put((tp, offset, record))
         finally:
-            consumer.close()
+            if consumer is not None:
+                consumer.close()
 
     def _read_one(
         self, consumer: Consumer, tp: TopicPartitionKey, offset: int

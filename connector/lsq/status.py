@@ -113,9 +113,9 @@ def read_status(answer: Answer, operation: Operation) -> Report:
     task = _get(envelope, "TaskStatus")
     if status != HTTPStatus.OK or not isinstance(task, dict):
         return Report("pending", f"HTTP {status}: {message or _snippet(answer.body)}"[:_REASON_MAX])
-    state = _text(_get(task, "Status")).strip().lower()
+    state = _text(_get(task, "Status")).strip()
     reason = _text(_get(task, "StatusReason"))[:_REASON_MAX]
-    kind = _DONE.get(state)
+    kind = _DONE.get(state.lower())
     if kind == "succeeded":
         return Report("succeeded", reason, lead_id=_lead_id(_get(task, "Message"), operation))
     if kind is None:  # In-Queue, or a state not documented: not finished

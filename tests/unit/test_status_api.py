@@ -159,7 +159,7 @@ def test_failure_and_error_fail_with_the_status_reason(state: str) -> None:
 
 
 def test_a_failure_without_a_reason_gives_its_state_as_reason() -> None:
-    assert read_status(_task("ERROR"), "capture") == Report("failed", "error")
+    assert read_status(_task("ERROR"), "capture") == Report("failed", "ERROR")
 
 
 def test_exception_type_is_found_in_the_reason_text_when_not_given() -> None:

@@ -297,6 +297,6 @@ def test_live_sends_again_while_throttled_and_asks_until_the_timeout(tmp_path: P
         (10.0, "pending"),
     ]
     status = lines[4]
-    assert (status["status"], status["waited_s"], status["reason"]) == ("unknown", 12.0, "in-queue")
+    assert (status["status"], status["waited_s"], status["reason"]) == ("unknown", 12.0, "In-Queue")
     assert "error" in status
     assert "API-1" not in json.dumps(lines)
