@@ -201,7 +201,7 @@ def test_no_terminal_status_within_the_timeout_is_unknown_and_exits_1(workdir: P
     [status] = _check(lines, "live_status")
     assert (status["status"], status["reason"], status["mapping_error"]) == (
         "unknown",
-        "in-queue",
+        "In-Queue",
         False,
     )
     assert status["error"].startswith("no terminal status within 2 s (last answer: pending: ")
