@@ -5,8 +5,7 @@ Each accepted RequestID (all of them, or ``status.sample`` of them; a canary cal
 at doubling intervals up to ``max_poll_interval_seconds``, until a terminal status or
 ``give_up_seconds`` (counted from its acceptance; a check a backlog kept from being polled is
 polled once before it gives up). Then every source record of the call gets a follow-up results
-record: ``succeeded``, ``failed`` (with LeadSquared's reason; the original record is also read
-back from its source offset and dead-lettered, stage ``leadsquared``) or ``unknown``.
+record (:class:`~connector.flow.follow_ups.FollowUps`).
 
 Polls are calls of the account's main budget (whether LeadSquared counts them is not documented):
 they go through the same gates. Before the loop sends records, polls may take up to ``max_share``
@@ -26,11 +25,12 @@ import itertools
 import math
 import zlib
 from collections import Counter, defaultdict, deque
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from connector.flow.accounts import MAIN
 from connector.flow.canary import Canary
+from connector.flow.follow_ups import Check, FollowUps
 from connector.logs import get_logger
 from connector.lsq.answers import Verdict
 from connector.lsq.status import (
@@ -41,7 +41,7 @@ from connector.lsq.status import (
     read_status,
     status_request,
 )
-from connector.records import Accepted, DeadLetter
+from connector.records import Accepted
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Collection, Mapping
@@ -56,7 +56,7 @@ if TYPE_CHECKING:
     from connector.settings.status import StatusSettings
     from connector.transform.route import Route
 
-__all__ = ["Check", "Tracker", "Tracking", "Unfinished"]
+__all__ = ["Tracker", "Tracking", "Unfinished"]
 
 _log = get_logger(__name__)
 
@@ -83,37 +83,6 @@ class Tracking:
     unchecked: Unchecked
 
 
-@dataclass(slots=True, eq=False)
-class Check:
-    """One accepted call whose outcome in LeadSquared is not known yet."""
-
-    request_id: str
-    route: Route
-    records: list[SourceRecord]
-    accepted: Accepted
-    since: float  # wall-clock seconds it was accepted
-    due: float  # wall-clock seconds of its next poll
-    canary: bool = False
-    polls: int = 0
-    out: bool = False  # a poll is in flight
-    last: str = ""  # what the last poll said
-
-    @property
-    def tp(self) -> TopicPartitionKey:
-        record = self.records[0]
-        return (record.topic, record.partition)
-
-
-@dataclass(slots=True)
-class _Failed:
-    """A failed check's records waiting to be read back from their source offsets."""
-
-    check: Check
-    report: Report
-    waiting: set[tuple[TopicPartitionKey, int]]
-    originals: dict[int, SourceRecord | None] = field(default_factory=dict)
-
-
 class Tracker:
     """Checks in flight, their polls under the accounts' budgets, and their follow-ups."""
 
@@ -130,9 +99,9 @@ class Tracker:
         wall: Callable[[], float],
     ) -> None:
         settings = self._settings = tracking.settings
-        self._accounts, self._calls, self._originals = accounts, tracking.calls, tracking.originals
+        self._accounts, self._calls = accounts, tracking.calls
         self._unchecked, self._route_of = tracking.unchecked, route_of
-        self._output, self.tally = output, tally
+        self.tally = tally
         self._calls_out = calls_out
         self._clock, self._wall = clock, wall
         tracked = [route for route in tracking.routes if route.mode == "async"]
@@ -147,7 +116,9 @@ class Tracker:
         self._due: defaultdict[str, list[tuple[float, int, Check]]] = defaultdict(list)
         self._next_ticket = itertools.count()
         self._order = itertools.count()
-        self._failed: dict[tuple[TopicPartitionKey, int], _Failed] = {}
+        self._follow_ups = FollowUps(
+            output, tracking.originals, tally, wall, settings.give_up_seconds
+        )
         self._recent: defaultdict[str, deque[float]] = defaultdict(deque)  # polls per account
         self._out_by_route: Counter[str] = Counter()  # canary checks not finished
         operations = {(r.account, r.operation) for r in tracked}
@@ -218,8 +189,7 @@ class Tracker:
         for request_id, check in list(self._checks.items()):
             if check.tp in tps:
                 self._untrack(request_id)
-        for key in [key for key in self._failed if key[0] in tps]:
-            del self._failed[key]
+        self._follow_ups.forget(tps)
 
     # -- polls ----------------------------------------------------------------------------------
 
@@ -228,7 +198,7 @@ class Tracker:
         budgets (before the loop sends records)."""
         for ticket, answer in self._calls.collect(0):
             self._settle(ticket, answer)
-        self._write_failed()
+        self._follow_ups.collect()
         self._send_due(share=True)
 
     def spare(self, now: float) -> None:
@@ -330,96 +300,14 @@ class Tracker:
         about = {"operations": long, "pending": depth.pending, "max_delay_s": depth.max_delay_s}
         self._accounts[account].queue(queue.slowdown if long else None, now, **about)
 
-    # -- outcomes -------------------------------------------------------------------------------
-
     def _finish(self, check: Check, report: Report | None) -> None:
-        """A terminal status (``None``: none before the give-up time): the follow-ups."""
+        """A terminal status (``None``: none before the give-up time): the canary learns it,
+        the follow-ups are written."""
         self._untrack(check.request_id)
         halt = self.canary.checked(check.route.name, report, check.request_id, canary=check.canary)
         if halt is not None:
             self.tally.halted += 1
-        if report is None or report.kind == "succeeded":
-            self._follow_up(check, report, None)
-            return
-        waiting = {((r.topic, r.partition), r.offset) for r in check.records}
-        failed = _Failed(check, report, waiting)
-        for tp, offset in waiting:
-            self._failed[(tp, offset)] = failed
-            self._originals.fetch(tp, offset)
-
-    def _write_failed(self) -> None:
-        """Failed checks whose originals were read back: their dead letters, then follow-ups."""
-        for tp, offset, original in self._originals.fetched():
-            failed = self._failed.pop((tp, offset), None)
-            if failed is None:
-                continue
-            failed.waiting.discard((tp, offset))
-            failed.originals[offset] = original
-            if not failed.waiting:
-                self._follow_up(failed.check, failed.report, failed.originals)
-
-    def _follow_up(
-        self, check: Check, report: Report | None, originals: dict[int, SourceRecord | None] | None
-    ) -> None:
-        wall = self._wall()
-        if report is None:
-            status = "unknown"
-            why = f"no terminal status within {self._settings.give_up_seconds:g} s"
-            reason = f"{why} (last poll: {check.last})" if check.last else why
-        else:
-            status, reason = report.kind, report.reason
-        for record in check.records:
-            note = reason
-            if originals is not None:
-                original = originals.get(record.offset)
-                if original is None:
-                    note = f"{reason} (not dead-lettered: the source record is no longer readable)"
-                else:
-                    self._dead_letter(check, report, original)
-            follow = replace(
-                check.accepted,
-                status=status,
-                reason=note,
-                lead_id=None if report is None else report.lead_id or check.accepted.lead_id,
-                completed_at_ms=int(wall * 1000),
-            )
-            self._output.result(record, follow, self._counted(check, record, status, note))
-
-    def _dead_letter(self, check: Check, report: Report | None, original: SourceRecord) -> None:
-        assert report is not None  # noqa: S101 - only failed checks have originals
-        why = DeadLetter(
-            "leadsquared",
-            report.reason,
-            "LeadSquaredFailed",
-            report.exception_type,
-            None,
-            check.accepted.attempts,
-        )
-
-        def written() -> None:
-            self.tally.dead_lettered_late += 1
-
-        self._output.dead_letter(original, why, written)
-
-    def _counted(
-        self, check: Check, record: SourceRecord, status: str, reason: str
-    ) -> Callable[[], None]:
-        def written() -> None:
-            setattr(self.tally, status, getattr(self.tally, status) + 1)
-            log = _log.info if status == "succeeded" else _log.warning
-            log(
-                f"record.{status}",
-                topic=record.topic,
-                partition=record.partition,
-                offset=record.offset,
-                route=check.route.name,
-                request_id=check.request_id,
-                polls=check.polls,
-                waited_s=round(self._wall() - check.since, 3),
-                **({} if status == "succeeded" else {"reason": reason}),
-            )
-
-        return written
+        self._follow_ups.write(check, report)
 
     def _sampled(self, request_id: str) -> bool:
         """Whether calls of ``request_id`` are checked: the same answer after a restart."""

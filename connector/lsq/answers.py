@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, Literal
 
+from connector.lsq.envelope import as_text, field, parse_object, snippet
+
 if TYPE_CHECKING:
     from collections.abc import Callable
 
@@ -83,13 +85,13 @@ def classify(answer: Answer, operation: Operation, mode: Mode) -> Verdict:
     status = answer.status
     if status is None:
         return Verdict("retry", f"no answer: {answer.error or 'unknown error'}")
-    envelope = _envelope(answer.body)
-    exc_type = _text(envelope.get("ExceptionType")) or None
+    envelope = parse_object(answer.body)
+    exc_type = as_text(envelope.get("ExceptionType")) or None
     if status == HTTPStatus.OK and exc_type is None and mode == "async":  # the common case
-        request_id = _text(_get(envelope, "RequestID")).strip()
-        if request_id and _text(envelope.get("Status")).lower() not in _FAILED:
+        request_id = as_text(field(envelope, "RequestID")).strip()
+        if request_id and as_text(envelope.get("Status")).lower() not in _FAILED:
             return Verdict("accepted", "HTTP 200", request_id=request_id)
-    message = _message(envelope) or _snippet(answer.body)
+    message = _message(envelope) or snippet(answer.body)
     reason = f"HTTP {status}: {exc_type + ': ' if exc_type else ''}{message}"[:_REASON_MAX]
     if status == HTTPStatus.TOO_MANY_REQUESTS or _is_rate_limit(exc_type, message):
         return Verdict("throttled", reason, exc_type, limit=stated_limit(message))
@@ -100,7 +102,7 @@ def classify(answer: Answer, operation: Operation, mode: Mode) -> Verdict:
         # MX… exceptions are application errors: retrying repeats them. Others are system errors.
         transient = server_error and not exc_type.startswith("MX")
         return Verdict("retry" if transient else "permanent", reason, exc_type)
-    if _text(envelope.get("Status")).lower() in _FAILED:
+    if as_text(envelope.get("Status")).lower() in _FAILED:
         return Verdict("permanent", reason)
     if HTTPStatus.OK <= status < HTTPStatus.MULTIPLE_CHOICES:
         return _success(envelope, operation, mode, status)
@@ -133,31 +135,18 @@ def _is_rate_limit(exc_type: str | None, message: str) -> bool:
 
 def _success(envelope: dict[str, Any], operation: Operation, mode: Mode, status: int) -> Verdict:
     if mode == "async":
-        request_id = _text(_get(envelope, "RequestID")).strip()
+        request_id = as_text(field(envelope, "RequestID")).strip()
         if request_id:
             return Verdict("accepted", f"HTTP {status}", request_id=request_id)
         return Verdict("permanent", f"HTTP {status} without a RequestID: {_compact(envelope)}")
-    if _text(envelope.get("Status")).lower() != "success":
+    if as_text(envelope.get("Status")).lower() != "success":
         return Verdict("permanent", f"HTTP {status} without Status Success: {_compact(envelope)}")
     message = envelope.get("Message")
     details = message if isinstance(message, dict) else {}
     # Lead.Capture and CreateCustom name the lead in RelatedId; Lead.Create in Id.
     key = "Id" if operation == "create" else "RelatedId"
-    lead_id = _text(details.get(key) or details.get("Id")) or None
+    lead_id = as_text(details.get(key) or details.get("Id")) or None
     return Verdict("accepted", f"HTTP {status}", lead_id=None if operation == "update" else lead_id)
-
-
-def _envelope(body: bytes) -> dict[str, Any]:
-    try:
-        parsed = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        return {}
-    return parsed if isinstance(parsed, dict) else {}
-
-
-def _get(envelope: dict[str, Any], key: str) -> object:
-    lowered = key.lower()
-    return next((v for k, v in envelope.items() if k.lower() == lowered), None)
 
 
 def _message(envelope: dict[str, Any]) -> str:
@@ -168,14 +157,6 @@ def _message(envelope: dict[str, Any]) -> str:
         if isinstance(value, str) and value:
             return value
     return ""
-
-
-def _text(value: object) -> str:
-    return value if isinstance(value, str) else "" if value is None else str(value)
-
-
-def _snippet(body: bytes) -> str:
-    return body[:200].decode("utf-8", "replace").strip() or "(empty body)"
 
 
 def _compact(envelope: dict[str, Any]) -> str:

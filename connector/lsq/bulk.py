@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from connector.lsq.answers import Settlement, Verdict, classify
 from connector.lsq.catalog import BULK, Request
+from connector.lsq.envelope import as_text
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -116,9 +117,9 @@ def _row(row: dict[str, Any] | None, number: int, activity: bool) -> Verdict:
     if row is None:  # LeadSquared said nothing about it
         why = f"the bulk call's answer has no row {number}"
         return Verdict("permanent" if activity else "retry", why, row=number)
-    exc_type = _text(row.get("ExceptionType")) or None
-    message = _text(row.get("ExceptionMessage") or row.get("Message") or row.get("ErrorMessage"))
-    made = _text(row.get("ProspectActivityId" if activity else "LeadId")).strip()
+    exc_type = as_text(row.get("ExceptionType")) or None
+    message = as_text(row.get("ExceptionMessage") or row.get("Message") or row.get("ErrorMessage"))
+    made = as_text(row.get("ProspectActivityId" if activity else "LeadId")).strip()
     created = row.get("ActivityCreated") is not False if activity else True
     if made and created and exc_type is None and not message:
         if activity:
@@ -129,10 +130,6 @@ def _row(row: dict[str, Any] | None, number: int, activity: bool) -> Verdict:
     if activity and _NO_LEAD.search(message):
         return Verdict("alone", reason, exc_type, row=number)  # CreateCustom creates the lead
     return Verdict("permanent", reason, exc_type, row=number)
-
-
-def _text(value: object) -> str:
-    return value if isinstance(value, str) else "" if value is None else str(value)
 
 
 def _compact(row: dict[str, Any]) -> str:

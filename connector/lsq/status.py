@@ -8,18 +8,16 @@ Only ``lead/status`` is documented with its URL; the other paths follow the docu
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from connector.lsq.answers import stated_limit
 from connector.lsq.catalog import Endpoint, Request
+from connector.lsq.envelope import as_text, field, parse_json, parse_object, snippet
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
-
     from connector.records import Answer, Operation
 
 __all__ = [
@@ -103,28 +101,28 @@ def read_status(answer: Answer, operation: Operation) -> Report:
     status = answer.status
     if status is None:
         return Report("pending", f"no answer: {answer.error or 'unknown error'}")
-    envelope = _object(answer.body)
-    message = _text(_get(envelope, "ExceptionMessage") or _get(envelope, "message"))
-    throttle = _get(envelope, "ExceptionType") == "MXAPIRateLimitExceededException"
+    envelope = parse_object(answer.body)
+    message = as_text(field(envelope, "ExceptionMessage") or field(envelope, "message"))
+    throttle = field(envelope, "ExceptionType") == "MXAPIRateLimitExceededException"
     if status == HTTPStatus.TOO_MANY_REQUESTS or throttle or stated_limit(message):
         return Report("throttled", f"HTTP {status}: {message}"[:_REASON_MAX])
     if status == HTTPStatus.NOT_FOUND:
-        return Report("missing", f"HTTP 404: {message or _snippet(answer.body)}"[:_REASON_MAX])
-    task = _get(envelope, "TaskStatus")
+        return Report("missing", f"HTTP 404: {message or snippet(answer.body)}"[:_REASON_MAX])
+    task = field(envelope, "TaskStatus")
     if status != HTTPStatus.OK or not isinstance(task, dict):
-        return Report("pending", f"HTTP {status}: {message or _snippet(answer.body)}"[:_REASON_MAX])
-    state = _text(_get(task, "Status")).strip()
-    reason = _text(_get(task, "StatusReason"))[:_REASON_MAX]
+        return Report("pending", f"HTTP {status}: {message or snippet(answer.body)}"[:_REASON_MAX])
+    state = as_text(field(task, "Status")).strip()
+    reason = as_text(field(task, "StatusReason"))[:_REASON_MAX]
     kind = _DONE.get(state.lower())
     if kind == "succeeded":
-        return Report("succeeded", reason, lead_id=_lead_id(_get(task, "Message"), operation))
+        return Report("succeeded", reason, lead_id=_lead_id(field(task, "Message"), operation))
     if kind is None:  # In-Queue, or a state not documented: not finished
         return Report("pending", reason or state)
-    exception_type = _text(_get(task, "ExceptionType")) or None
+    exception_type = as_text(field(task, "ExceptionType")) or None
     if exception_type is None and (found := _EXCEPTION_IN_TEXT.search(reason)):
         exception_type = found[1]
     mapping = exception_type in _MAPPING_TYPES or bool(_MAPPING_TEXT.search(reason))
-    attribute = _attribute(reason, _get(task, "RequestBody")) if mapping else None
+    attribute = _attribute(reason, field(task, "RequestBody")) if mapping else None
     return Report("failed", reason or state, exception_type, mapping=mapping, attribute=attribute)
 
 
@@ -133,9 +131,9 @@ def read_metrics(answer: Answer) -> Depth | None:
     answer."""
     if answer.status != HTTPStatus.OK:
         return None
-    envelope = _object(answer.body)
-    pending, delay = _get(envelope, "PendingMessages"), _get(envelope, "MaxDelayInSeconds")
-    rate = _get(envelope, "ProcessingRatePerMinute")
+    envelope = parse_object(answer.body)
+    pending, delay = field(envelope, "PendingMessages"), field(envelope, "MaxDelayInSeconds")
+    rate = field(envelope, "ProcessingRatePerMinute")
     if not isinstance(pending, int | float) or not isinstance(delay, int | float):
         return None
     return Depth(int(pending), float(delay), float(rate) if isinstance(rate, int | float) else None)
@@ -145,18 +143,18 @@ def _lead_id(message: object, operation: Operation) -> str | None:
     """The lead id in a Success's ``Message`` (the sync API's answer, JSON-encoded)."""
     if operation == "update" or not isinstance(message, str):
         return None
-    details = _object(message).get("Message")
+    details = parse_object(message).get("Message")
     if not isinstance(details, dict):
         return None
     # Lead.Capture names the lead in RelatedId (Id is its capture activity); CreateCustom alike.
-    found = _get(details, "RelatedId") or _get(details, "LeadId") or _get(details, "Id")
-    return _text(found) or None
+    found = field(details, "RelatedId") or field(details, "LeadId") or field(details, "Id")
+    return as_text(found) or None
 
 
 def _attribute(reason: str, request_body: object) -> str | None:
     """The attribute a mapping failure is about: a name of the request that the reason quotes,
     else any name the reason quotes."""
-    names = _names(_object_or_list(request_body)) if isinstance(request_body, str) else set()
+    names = _names(parse_json(request_body)) if isinstance(request_body, str) else set()
     for name in sorted(names, key=len, reverse=True):
         if re.search(rf"\b{re.escape(name)}\b", reason):
             return name
@@ -177,28 +175,3 @@ def _names(value: object) -> set[str]:
         for item in value:
             found |= _names(item)
     return found
-
-
-def _object(body: bytes | str) -> dict[str, Any]:
-    parsed = _object_or_list(body)
-    return parsed if isinstance(parsed, dict) else {}
-
-
-def _object_or_list(text: bytes | str) -> object:
-    try:
-        return json.loads(text)
-    except (ValueError, UnicodeDecodeError, RecursionError):  # not JSON, or absurdly deep
-        return None
-
-
-def _get(mapping: Mapping[str, Any], key: str) -> object:
-    lowered = key.lower()
-    return next((v for k, v in mapping.items() if k.lower() == lowered), None)
-
-
-def _text(value: object) -> str:
-    return value if isinstance(value, str) else "" if value is None else str(value)
-
-
-def _snippet(body: bytes) -> str:
-    return body[:200].decode("utf-8", "replace").strip() or "(empty body)"
