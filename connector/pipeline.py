@@ -16,6 +16,7 @@ import time
 from typing import TYPE_CHECKING
 
 from connector.errors import FatalError
+from connector.flow.deadline import REVOKE_S, Grace
 from connector.flow.dispatch import Dispatcher
 from connector.flow.fleet import Shares
 from connector.flow.lanes import Job
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
     from connector.flow.accounts import Account
+    from connector.flow.deadline import Deadline
     from connector.flow.fingerprints import Memory
     from connector.flow.observe import Tally
     from connector.flow.offsets import TopicPartitionKey
@@ -55,7 +57,6 @@ __all__ = ["Pipeline"]
 
 _log = get_logger(__name__)
 _PAUSED_POLL_S = 0.1
-_CLOSE_RESERVE_S = 1.0  # of the shutdown grace, kept for the last commit and leaving the group
 
 
 class Pipeline:
@@ -112,7 +113,7 @@ class Pipeline:
         self._failed = False
         self._next_commit = self._next_poll = 0.0
         self._progress = Progress(progress_interval, clock())
-        self.stop_by: float | None = None  # when a graceful stop must be over
+        self._grace = Grace(flow.shutdown_grace_seconds, clock)  # a graceful stop's deadlines
 
     # -- wiring -------------------------------------------------------------------------------
 
@@ -126,15 +127,17 @@ class Pipeline:
         self._input = source
 
     def request_stop(self) -> None:
-        """Ask the loop to stop gracefully (signal handlers call this)."""
+        """Ask the loop to stop gracefully (signal handlers call this): the grace starts now."""
+        self._grace.begin()
         self._stopping = True
 
     def time_left(self, otherwise: float) -> float:
         """Seconds left of the grace of a graceful stop; ``otherwise`` when none began."""
-        return otherwise if self.stop_by is None else max(0.0, self.stop_by - self._clock())
+        return self._grace.left(otherwise)
 
     def run(self) -> None:
-        """Loop until :meth:`request_stop`, then drain, commit and close."""
+        """Loop until :meth:`request_stop`, then drain, commit and flush by the stop's deadline and
+        leave the group in the reserve after it: all within the grace (SPEC §2.10)."""
         source = self._source()
         try:
             while not self._stopping:
@@ -144,13 +147,8 @@ class Pipeline:
             source.close()
             raise
         _log.info("connector.stopping", calls_in_flight=self._dispatcher.in_flight)
-        grace = self._flow.shutdown_grace_seconds
-        self.stop_by = self._clock() + grace
-        self._dispatcher.drain(None, self.stop_by - min(_CLOSE_RESERVE_S, grace / 4), self._output)
-        self._commit()
-        if self._quotas is not None:
-            self._quotas.settle(self.time_left(0.0))
-        source.close()
+        self._finish(None, self._grace.begin())
+        source.close()  # its revoke callback gets what is left of the same deadline
 
     def step(self) -> None:
         """One turn of the loop."""
@@ -203,28 +201,29 @@ class Pipeline:
         self._joined = True
         self._shares.gained(tps)
         self._pauses.assigned(self._source(), tps)
-        if self._recovery is not None and tps and not (self._stopping or self._failed):
+        if not tps or self._stopping or self._failed:
+            return
+        # Reads back, each bounded by its own timeout; the loop counts as turning between them
+        # (/livez), and together they stay well within max.poll.interval.ms.
+        if self._recovery is not None:
             self._outcomes.found(self._recovery.done(self._source().committed(tps)))
-        if self._quotas is not None and tps and not (self._stopping or self._failed):
+            self.last_turn = self._clock()
+        if self._quotas is not None:
             self._quotas.restore(tps, self._wall())
-        if self._memory is not None and tps and not (self._stopping or self._failed):
+            self.last_turn = self._clock()
+        if self._memory is not None:
             self._memory.restore(tps)
+            self.last_turn = self._clock()
             _log.info("partitions.state_read", partitions=names(tps), keys=len(self._memory))
-        if self._tracker is not None and tps and not (self._stopping or self._failed):
+        if self._tracker is not None:
             self._tracker.restore(tps)
             self._hold_halted(tps)
 
     def revoked(self, tps: list[TopicPartitionKey]) -> None:
         """Finish what is in flight for these partitions, commit it, hand back the rest."""
         _log.info("partitions.revoked", partitions=names(tps))
-        if self._failed:
-            self._forget(tps)
-            return
-        deadline = self._clock() + min(self._flow.shutdown_grace_seconds, 10.0)
-        self._dispatcher.drain(set(tps), deadline, self._output)
-        self._commit(set(tps))
-        if self._quotas is not None:  # the next owner reads these partitions' counts back
-            self._quotas.settle(max(0.0, deadline - self._clock()))
+        if not self._failed:  # after a failure, leave without finishing or committing more
+            self._finish(set(tps), self._grace.within(REVOKE_S))  # a stop's deadline, if stopping
         self._forget(tps)
 
     def lost(self, tps: list[TopicPartitionKey]) -> None:
@@ -243,16 +242,24 @@ class Pipeline:
             self._outcomes.dead_letter(record, None, why)
             return
         prepared = route.prepare(record)
-        if isinstance(prepared, Skip):
-            self._outcomes.skipped(record, route, prepared.reason)
-        elif isinstance(prepared, DeadLetter):
-            self._outcomes.dead_letter(record, route, prepared)
+        if isinstance(prepared, Skip | DeadLetter):  # after its key's earlier outcomes
+            self._dispatcher.settle_without_call(record, route, prepared)
         elif self._tracker is not None and self._tracker.canary.halted(route.name):
             return  # held: neither sent nor committed until the mapping is fixed
         else:
             live = not prepared.snapshot
             job = Job(record, route.name, route.account, prepared, self._clock(), live=live)
             self._dispatcher.queue(job, route)
+
+    def _finish(self, scope: set[TopicPartitionKey] | None, deadline: Deadline) -> None:
+        """Finish the work of ``scope`` (every partition when ``None``), commit it and make durable
+        what the next owner reads back (quota counts, then sealed fingerprints), by ``deadline``."""
+        self._dispatcher.drain(scope, deadline, self._output)
+        self._commit(scope)
+        if self._quotas is not None:
+            self._quotas.settle(deadline.left())
+        if self._memory is not None:
+            self._memory.settle(deadline.left(), scope)
 
     def _commit(self, only: set[TopicPartitionKey] | None = None) -> None:
         self._next_commit = self._clock() + self._flow.commit_interval_seconds

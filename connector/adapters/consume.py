@@ -137,7 +137,8 @@ class Source:
         return lags
 
     def close(self) -> None:
-        """Leave the group."""
+        """Leave the group. librdkafka calls the revoke callback from inside it: a graceful stop's
+        listener finishes that by the stop's deadline (:class:`~connector.flow.deadline.Grace`)."""
         self._consumer.close()
 
     def _assigned(self, _: Consumer, partitions: list[TopicPartition]) -> None:

@@ -8,11 +8,13 @@ headers are looked at: memory stays flat however many outcomes the lookback hold
 
 With status tracking on, the same read finds the accepted calls whose status is not known yet
 (:meth:`Ledger.unfinished`): an accepted results record with a RequestID and no follow-up after it
-(SPEC §13)."""
+(SPEC §13). At most ``max_unfinished`` of them are held while they are read (about 0.5 KB each):
+the ones past that are not checked, and a warning says how many."""
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
@@ -23,13 +25,16 @@ from connector.flow.tracking import Unfinished
 from connector.records import SourceRecord
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Collection, Iterator, Mapping
+    from collections.abc import Callable, Collection, Iterator, Mapping, Set
 
     from confluent_kafka import Consumer, Message
 
     from connector.flow.offsets import TopicPartitionKey
 
-__all__ = ["Ledger"]
+__all__ = ["MAX_UNFINISHED", "Ledger", "UnfinishedRead"]
+
+#: Most unfinished source records :meth:`Ledger.unfinished` holds while it reads (SPEC §2, 10).
+MAX_UNFINISHED = 50_000
 
 
 class Ledger:
@@ -42,6 +47,8 @@ class Ledger:
         lookback_s: float,
         warn: Callable[[str], None],
         timeout_s: float = 30.0,
+        *,
+        max_unfinished: int = MAX_UNFINISHED,
     ) -> None:
         self._config = reader_config(consumer_config, "ledger")
         self._topics, self._lookback_s, self._warn, self._timeout_s = (
@@ -50,6 +57,7 @@ class Ledger:
             warn,
             timeout_s,
         )
+        self._max_unfinished = max_unfinished
 
     def done(self, committed: Mapping[TopicPartitionKey, int]) -> dict[TopicPartitionKey, set[int]]:
         """Offsets at or past ``committed`` (per partition) that already have an outcome."""
@@ -74,29 +82,21 @@ class Ledger:
     def unfinished(self, tps: Collection[TopicPartitionKey], since: float) -> list[Unfinished]:
         """Calls of records of ``tps`` accepted since ``since`` (wall-clock seconds) whose
         follow-up is not written yet."""
-        found: dict[tuple[TopicPartitionKey, int], Unfinished] = {}
+        read = UnfinishedRead(set(tps), since, self._max_unfinished)
         consumer = build_consumer(self._config)
-        wanted = set(tps)
         try:
             for message in self._read(consumer, since, self._topics[:1]):
-                headers = dict(headers_of(message))
-                source, at = source_of(headers), message.timestamp()[1] / 1000
-                if source is None or (source[0], source[1]) not in wanted or at < since:
-                    continue  # (a broker may start the read earlier than asked)
-                status, request_id, attempts = (
-                    (headers.get(name) or b"").decode(errors="replace") for name in RESULT_TRACKING
-                )
-                position = ((source[0], source[1]), source[2])
-                if status != "accepted":
-                    found.pop(position, None)  # a follow-up (or an outcome with nothing to check)
-                elif request_id:
-                    record = SourceRecord(source[0], source[1], source[2], message.key(), None)
-                    found[position] = Unfinished(record, request_id, _int(attempts), at)
+                read.add(dict(headers_of(message)), message.key(), message.timestamp()[1] / 1000)
         except KafkaException as exc:
             self._warn(f"cannot read back unfinished status checks: {exc}")
         finally:
             consumer.close()
-        return list(found.values())
+        if read.dropped:
+            self._warn(
+                f"more than {self._max_unfinished} unfinished status checks read back: "
+                f"{read.dropped} accepted records past them (some may be finished) are not checked"
+            )
+        return list(read.found.values())
 
     def _read(
         self, consumer: Consumer, since: float | None = None, topics: tuple[str, ...] = ()
@@ -125,6 +125,37 @@ class Ledger:
                     pending.discard((message.topic() or "", message.partition() or 0))
         if pending:
             self._warn(f"outcomes read back only partly within {self._timeout_s} s")
+
+
+@dataclass(slots=True)
+class UnfinishedRead:
+    """Accepted results records of ``wanted`` partitions written since ``since``, less those a
+    follow-up came after: at most ``limit`` (more are counted in ``dropped``, not kept)."""
+
+    wanted: Set[TopicPartitionKey]
+    since: float
+    limit: int
+    found: dict[tuple[TopicPartitionKey, int], Unfinished] = field(default_factory=dict)
+    dropped: int = 0
+
+    def add(self, headers: Mapping[str, bytes | None], key: bytes | None, at: float) -> None:
+        """One outcome record read, with its headers, key and timestamp (wall-clock seconds)."""
+        source = source_of(headers)
+        if source is None or (source[0], source[1]) not in self.wanted or at < self.since:
+            return  # (a broker may start the read earlier than asked)
+        status, request_id, attempts = (
+            (headers.get(name) or b"").decode(errors="replace") for name in RESULT_TRACKING
+        )
+        position = ((source[0], source[1]), source[2])
+        if status != "accepted":
+            self.found.pop(position, None)  # a follow-up (or an outcome with nothing to check)
+        elif not request_id:
+            return
+        elif len(self.found) >= self.limit and position not in self.found:
+            self.dropped += 1
+        else:
+            record = SourceRecord(source[0], source[1], source[2], key, None)
+            self.found[position] = Unfinished(record, request_id, _int(attempts), at)
 
 
 def _int(text: str) -> int:

@@ -95,8 +95,8 @@ def families(snap: Snapshot) -> list[Metric]:
 
 
 def _tracking(snap: Snapshot) -> list[Metric]:
-    """Completion tracking (SPEC §13): follow-ups by status, checks pending, halted routes and
-    LeadSquared's queues (only with status tracking on)."""
+    """Completion tracking (SPEC §13): follow-ups by status, checks pending and skipped, halted
+    routes and LeadSquared's queues (only with status tracking on)."""
     view, tally = snap.tracking, snap.tally
     if view is None:
         return []
@@ -125,9 +125,15 @@ def _tracking(snap: Snapshot) -> list[Metric]:
         "Accepted calls whose status is not known yet",
         view.checks,
     )
+    skipped = CounterMetricFamily(
+        "lsq_sink_status_checks_skipped",
+        "Accepted calls not checked because status.max_checks checks were held",
+        tally.status_checks_skipped,
+    )
     return [
         _labelled(follow_ups, {(s,): getattr(tally, s) for s in statuses}),
         checks,
+        skipped,
         halted,
         pending,
         delay,
@@ -172,11 +178,13 @@ def _accounts(snap: Snapshot) -> list[Metric]:
         "lsq_sink_quota_calls_left": "Of them, calls left now",
         "lsq_sink_quota_exhausted_until_seconds": "While none is left (or pacing holds them "
         "back): Unix time of the next one; 0 otherwise",
+        "lsq_sink_quota_unknown": "1 while the calls spent cannot be read from or written to the "
+        "quota topic: none is sent for the account until they can (fails closed)",
     }
     quota = [GaugeMetricFamily(n, text, labels=["account"]) for n, text in quota_gauges.items()]
     for account in snap.accounts:
         if (view := account.quota) is not None:
-            spent = (view.per_day, view.left, view.until or 0.0)
+            spent = (view.per_day, view.left, view.until or 0.0, int(view.unknown is not None))
             for family, value in zip(quota, spent, strict=True):
                 family.add_metric([account.name], value)
         for budget, (ceiling, calls) in sorted(account.budgets.items()):

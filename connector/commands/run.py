@@ -70,6 +70,15 @@ def _route(route: RouteSettings, schemas: WriterSchemas | None) -> Route:
     )
 
 
+def _read_on_assignment_s(liveness_timeout: float) -> float:
+    """How long each read on assignment may take (outcomes, quota counts, fingerprints, unfinished
+    checks): at most half the liveness timeout, so /livez holds while one runs, and 30 s, so the
+    four together stay far within max.poll.interval.ms (300 s). A read cut short fails safe:
+    records may be sent again, a quota is unknown (nothing sent) until read, a partition's
+    fingerprints are not trusted."""
+    return min(30.0, liveness_timeout / 2)
+
+
 def _state_warning(warning: str) -> None:
     _log.warning("state.incomplete", reason=warning)
 
@@ -156,21 +165,27 @@ def run(settings: Settings) -> Tally:
             (settings.output.results_topic, settings.output.dead_letter_topic),
             settings.flow.outcome_lookback_seconds,
             lambda warning: _log.warning("ledger.incomplete", reason=warning),
+            read_s := _read_on_assignment_s(settings.health.liveness_timeout_seconds),
         )
         routes = build_routes(settings, RegistrySchemas(client) if client else None)
-        memory = None
-        if (state_topic := settings.output.state_topic) is not None:
-            producer_config = settings.kafka.producer_config() | kafka_log
-            states = StateTopic(consumer_config, producer_config, state_topic, _state_warning)
-            stack.callback(lambda: states.close(pipeline.time_left(5.0)))
-            memory = Memory(states)
         accounts = {name: _account(name, settings) for name in settings.accounts}
         quotas = None
         if (quota_topic := settings.output.quota_topic) is not None:
             producer_config = settings.kafka.producer_config() | kafka_log
-            spending = QuotaTopic(consumer_config, producer_config, quota_topic, _quota_warning)
-            stack.callback(lambda: spending.close(pipeline.time_left(5.0)))
+            spending = QuotaTopic(
+                consumer_config, producer_config, quota_topic, _quota_warning, read_s
+            )
             quotas = Quotas({n: a.quota for n, a in accounts.items() if a.quota}, spending)
+            spending.check(quotas.accounts)  # fails closed: no start without it (SPEC §2.10)
+            stack.callback(lambda: spending.close(pipeline.time_left(5.0)))
+        memory = None
+        if (state_topic := settings.output.state_topic) is not None:
+            producer_config = settings.kafka.producer_config() | kafka_log
+            states = StateTopic(
+                consumer_config, producer_config, state_topic, _state_warning, read_s
+            )
+            stack.callback(lambda: states.close(pipeline.time_left(5.0)))
+            memory = Memory(states)
         tracking = None
         if settings.status.enabled:  # what LeadSquared did with each accepted call (SPEC §13)
             status_calls = stack.enter_context(contextlib.closing(Submitter(settings.accounts)))

@@ -141,9 +141,12 @@ class Account:
         """Let budgets lowered by throttle answers rise again, slowly (see
         :meth:`~connector.flow.limits.Limit.recover`)."""
         for budget, limit in self.budgets.items():
+            stated = limit.stated
             if limit.recover(now):
                 self.resized = True
-                if limit.calls == limit.ceiling:
+                if stated is not None and limit.stated is None:  # one answer must not pin it
+                    _log.info("account.limit_retested", **self._budget_fields(budget))
+                elif limit.calls == limit.ceiling:
                     _log.info("account.budget_recovered", **self._budget_fields(budget))
 
     def queue(self, factor: float | None, now: float, **about: object) -> None:

@@ -7,7 +7,12 @@ A batch is the first ready bulk-eligible record, in the order the account hands 
 changes ahead of snapshot reads, :meth:`~connector.flow.lanes.Lanes.ready_jobs`), and the next ones
 of the same route (and the same ``searchBy``), skipping the others. Records that failed in a call
 that failed as a whole come back with at most half its rows
-(:attr:`~connector.flow.lanes.Job.rows`); below the route's ``min_rows`` they go in single calls."""
+(:attr:`~connector.flow.lanes.Job.rows`); below the route's ``min_rows`` they go in single calls.
+
+A bulk activity call that fails may have posted its activities, so its records are dead-lettered,
+never sent again (:mod:`connector.lsq.bulk`): while the account's latest answer is such a failure
+(LeadSquared failing, or down and probed), activities go in single calls, which are retried, so an
+outage costs at most the bulk activity calls already out when it began."""
 
 from __future__ import annotations
 
@@ -79,6 +84,8 @@ class BulkPlanner:
             route = self._routes(job.record.topic)
             if route is None or route.bulk is None or job.rows <= 1:
                 continue
+            if route.operation == "lead_and_activity" and account.failures_in_a_row:
+                continue  # see the module's docstring
             if (allow is not None and not allow(job)) or (row := row_of(job.payload)) is None:
                 continue
             if first is None:

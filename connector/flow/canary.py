@@ -4,7 +4,11 @@ failed later in LeadSquared's queue. So after each start, a route sends at most 
 until that many of them have a terminal status; if one fails with a mapping-class error, the route
 **halts**: nothing more is sent for it and nothing past it is committed, until the mapping is fixed
 and the connector restarted. A route also halts when ``failure_share`` of its last ``window``
-checks failed, whatever the reason. Other routes keep going.
+checks failed for their mapping. Only mapping-class failures (an unknown attribute, an invalid
+field, an invalid activity event: :attr:`Report.mapping <connector.lsq.status.Report.mapping>`)
+count towards a halt: a record's own failure (a duplicate, a lead that does not exist) is that
+record's outcome (a failed follow-up and a dead letter), never a reason to stop a correct route.
+Other routes keep going.
 
 Calls whose status cannot be had within ``timeout_seconds`` (a Status API that does not answer)
 count as passed, so a canary never holds a route for good."""
@@ -13,7 +17,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from connector.logs import get_logger
 
@@ -38,6 +42,7 @@ class Halt:
     attribute: str | None = None
     exception_type: str | None = None
     request_id: str | None = None
+    rule: Literal["canary", "failure_share"] = "canary"  # which rule halted it
 
     def __str__(self) -> str:
         about = f" (attribute {self.attribute})" if self.attribute else ""
@@ -115,21 +120,26 @@ class Canary:
         state = self._routes.get(route)
         if state is None or state.halt is not None:
             return None
-        failed = report is not None and report.kind == "failed"
-        if canary and report is not None and failed and report.mapping:
-            return self._halt(state, _halt(route, report, report.reason, request_id))
-        state.recent.append(failed)
+        mapping = (
+            report if report is not None and report.kind == "failed" and report.mapping else None
+        )
+        if canary and mapping is not None:
+            first = self._settings.calls
+            reason = f"canary: one of its first {first} calls failed with {_named(mapping)}: "
+            reason += mapping.reason
+            return self._halt(state, _halt(route, mapping, reason, request_id, "canary"))
+        state.recent.append(mapping is not None)
         while len(state.recent) > self._settings.window:
             state.recent.popleft()
-        share = sum(state.recent) / len(state.recent)
-        enough = len(state.recent) >= max(2, self._settings.window // 2)
-        if failed and enough and share >= self._settings.failure_share:
-            assert report is not None  # noqa: S101 - failed implies a report
+        failed, checked = sum(state.recent), len(state.recent)
+        enough = checked >= max(2, self._settings.window // 2)
+        if mapping is not None and enough and failed / checked >= self._settings.failure_share:
             reason = (
-                f"{sum(state.recent)} of its last {len(state.recent)} checked calls failed; "
-                f"the latest: {report.reason}"
+                f"failure share: {failed} of its last {checked} checked calls failed for their "
+                f"mapping (failure_share {self._settings.failure_share:g}); the latest with "
+                f"{_named(mapping)}: {mapping.reason}"
             )
-            return self._halt(state, _halt(route, report, reason, request_id))
+            return self._halt(state, _halt(route, mapping, reason, request_id, "failure_share"))
         if canary and not state.open:
             state.passed += 1
             if state.passed >= self._settings.calls:
@@ -149,11 +159,23 @@ class Canary:
             attribute=halt.attribute,
             exception_type=halt.exception_type,
             request_id=halt.request_id,
+            rule=halt.rule,
             reason=halt.reason,
             action="nothing more is sent or committed for this route; fix its mapping and restart",
         )
         return halt
 
 
-def _halt(route: str, report: Report, reason: str, request_id: str) -> Halt:
-    return Halt(route, reason, report.attribute, report.exception_type, request_id)
+def _halt(
+    route: str,
+    report: Report,
+    reason: str,
+    request_id: str,
+    rule: Literal["canary", "failure_share"],
+) -> Halt:
+    return Halt(route, reason, report.attribute, report.exception_type, request_id, rule)
+
+
+def _named(report: Report) -> str:
+    """The exception a mapping failure names (LeadSquared's type), or what it is."""
+    return report.exception_type or "a mapping-class error"

@@ -13,32 +13,33 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from connector.flow.accounts import BULK
-from connector.flow.lanes import Lanes
+from connector.flow.lanes import Job, Lanes
 from connector.flow.tracking import Tracker
 from connector.logs import get_logger
 from connector.lsq.answers import backoff
 from connector.lsq.coalesce import combine
-from connector.records import DeadLetter
+from connector.records import DeadLetter, Payload, Skip
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Collection, Mapping
 
     from connector.flow.accounts import Account
+    from connector.flow.deadline import Deadline
     from connector.flow.fingerprints import Memory
-    from connector.flow.lanes import Job
     from connector.flow.offsets import TopicPartitionKey
     from connector.flow.outcomes import Outcomes
     from connector.flow.planner import Call, Planner
     from connector.flow.ports import Calls, Output
     from connector.flow.tracking import Tracking
     from connector.lsq.answers import Verdict
-    from connector.records import Answer
+    from connector.records import Answer, SourceRecord
     from connector.settings.model import RetrySettings
     from connector.transform.route import Route
 
 __all__ = ["Dispatcher"]
 
 _log = get_logger(__name__)
+_NO_CALL = Payload("capture", (), [])  # the payload of a job settled without a call (unused)
 
 
 class Dispatcher:
@@ -84,6 +85,7 @@ class Dispatcher:
                 calls_out=self.out_by_route.__getitem__,
                 clock=clock,
                 wall=wall,
+                doubt=(lambda _: None) if memory is None else memory.invalidate,
             )
 
     @property
@@ -99,7 +101,7 @@ class Dispatcher:
         if tail is None and route.remember and self._memory and self._memory.unchanged(job):
             self._outcomes.skipped(job.record, route, "no_change")
             return
-        tail = tail if route.coalesce is not None else None
+        tail = tail if tail is not None and tail.outcome is None else None  # a call, not a skip
         if tail is not None and tail.attempts == 0 and route.coalesce is not None:
             payload = combine(route.coalesce, tail.payload, job.payload)
             if payload is not None:
@@ -117,6 +119,9 @@ class Dispatcher:
         """Send every call the accounts' budgets allow at ``now`` (by default the clock's time),
         of jobs ``allow`` accepts and the tracker's canary admits."""
         now = self._clock() if now is None else now
+        if (memory := self._memory) is not None and memory.closed:  # its state log says so first
+            opened, before = memory.admits, allow
+            allow = opened if before is None else lambda job: before(job) and opened(job)
         if (tracker := self.tracker) is not None:
             admits, only = tracker.admits, allow
             allow = admits if only is None else lambda job: only(job) and admits(job)
@@ -139,35 +144,92 @@ class Dispatcher:
         """Settle the answers that arrived, waiting up to ``timeout`` for the first."""
         for ticket, answer in self._calls.collect(timeout):
             self._settle(ticket, answer, self._clock())
+        self._settle_due()
 
-    def drain(self, scope: set[TopicPartitionKey] | None, deadline: float, output: Output) -> None:
-        """Finish calls in flight in ``scope`` (all partitions when ``None``) and the queued
+    def settle_without_call(
+        self, record: SourceRecord, route: Route, outcome: Skip | DeadLetter
+    ) -> None:
+        """The outcome of a record that needs no call (skipped, or dead-lettered before any
+        call): at once, or, while earlier records of its key wait or are out, once they have
+        theirs (per-key order covers every outcome: it waits in its key's lane)."""
+        job = Job(record, route.name, route.account, _NO_CALL, self._clock(), outcome=outcome)
+        if self.lanes.tail(job) is None:
+            self._without_call(job, route)
+        else:
+            self.lanes.add(job)
+
+    def _settle_due(self) -> None:
+        """Settle the records without a call that the outcomes just settled let through."""
+        while due := self.lanes.due():
+            for job in due:
+                route = self._routes(job.record.topic)
+                assert route is not None  # noqa: S101 - jobs only exist for routed records
+                self.lanes.finish(job)
+                self._without_call(job, route)
+
+    def _without_call(self, job: Job, route: Route) -> None:
+        """Write the ready-made outcome of ``job``, whose turn it is."""
+        if self._memory is not None:  # a delete forgets its key's fingerprint
+            self._memory.settled(job.record, job.outcome)
+        if isinstance(job.outcome, Skip):
+            self._outcomes.skipped(job.record, route, job.outcome.reason)
+        elif job.outcome is not None:
+            self._outcomes.dead_letter(job.record, route, job.outcome)
+
+    def drain(
+        self, scope: set[TopicPartitionKey] | None, deadline: Deadline, output: Output
+    ) -> None:
+        """Finish calls in flight in ``scope`` (all partitions when ``None``) and send the queued
         records that lie behind an already-done one, so the done records form a committable
-        prefix; everything else is handed back (not sent, not committed). Waits for ``output``
-        to acknowledge the outcomes until ``deadline``."""
+        prefix; everything else is handed back (not sent, not committed). Only work that can
+        still end is waited for (see :meth:`_busy`): records no job holds (held back for a
+        halted route) are never sent, so their gaps are not. Waits for ``output`` to
+        acknowledge the outcomes until ``deadline``."""
         offsets = self._outcomes.offsets
-
-        def in_scope(tp: TopicPartitionKey) -> bool:
-            return scope is None or tp in scope
+        gaps: dict[TopicPartitionKey, int] = {}  # highest done offset beyond a pending one
 
         def fills_a_gap(job: Job) -> bool:
-            highest = offsets.highest_done_beyond_watermark(job.tp)
-            return in_scope(job.tp) and highest is not None and job.record.offset < highest
+            return job.record.offset < gaps.get(job.tp, -1)
 
-        while self._clock() < deadline:
+        while not deadline.expired():
+            gaps.clear()
+            for tp in offsets.partitions():
+                highest = offsets.highest_done_beyond_watermark(tp)
+                if highest is not None and (scope is None or tp in scope):
+                    gaps[tp] = highest
             self.dispatch(fills_a_gap)
-            scoped = [tp for tp in offsets.partitions() if in_scope(tp)]
-            gaps = (offsets.highest_done_beyond_watermark(tp) for tp in scoped)
-            if not self._busy(in_scope) and all(gap is None for gap in gaps):
+            if not self._busy(scope, fills_a_gap if gaps else None, deadline):
                 break
-            self.collect(min(0.05, deadline - self._clock()))
+            self.collect(min(0.05, deadline.left()))
             output.poll()
-        output.flush(max(0.0, deadline - self._clock()))
+        output.flush(deadline.left())
 
-    def _busy(self, in_scope: Callable[[TopicPartitionKey], bool]) -> bool:
-        """Whether a call is out for a record of a partition ``in_scope`` accepts."""
-        calls = self._tickets.values()
-        return any(in_scope(job.tp) for call in calls for job in call.members if not job.dropped)
+    def _busy(
+        self,
+        scope: set[TopicPartitionKey] | None,
+        fills: Callable[[Job], bool] | None,
+        deadline: Deadline,
+    ) -> bool:
+        """Whether draining ``scope`` must wait on: a call is out for one of its records, or a
+        queued job that ``fills`` a gap (``None``: no gap) may still go before ``deadline``: a
+        ready one its route's canary admits (it goes as the budget lets it), or one waiting for a
+        retry due by then (any job's: the lanes keep retries by time only). A record no job holds
+        (held back for a halted route) or the canary refuses until polls the drain does not make
+        is never waited for."""
+        out = (job for call in self._tickets.values() for job in call.members if not job.dropped)
+        if any(scope is None or job.tp in scope for job in out):
+            return True
+        if fills is None:
+            return False
+        if (timer := self.lanes.next_timer()) is not None and timer < deadline.at:
+            return True
+        admits = self.tracker.admits if self.tracker is not None else None
+        now = self._clock()
+        return any(
+            fills(job) and (admits is None or admits(job))
+            for account in self.accounts.values()
+            for job in self.lanes.ready_jobs(account.name, now)
+        )
 
     def forget(self, tps: Collection[TopicPartitionKey]) -> None:
         """Partitions no longer owned: drop their queued jobs, ignore their answers."""
@@ -183,6 +245,8 @@ class Dispatcher:
         for account in self.accounts.values():
             if self.lanes.ready(account.name, now):
                 wait = min(wait, self._planner.wait(account, self.lanes, now))
+        if self._memory is not None:  # no spinning while its calls wait for the state log
+            wait = max(wait, self._memory.idle())
         return wait
 
     def _settle(self, ticket: int, answer: Answer, now: float) -> None:
@@ -222,8 +286,8 @@ class Dispatcher:
             accepted = self._outcomes.accepted(job, route, verdict, answer, call_id)
             if self.tracker is not None:
                 self.tracker.accepted(route, [job.record, *job.riders], accepted)
-            if route.remember and self._memory is not None:
-                self._memory.accepted(job)
+            if self._memory is not None:
+                self._memory.accepted(job, remember=route.remember)
             return
         if verdict.kind == "alone":  # it goes in a call of its own, at once
             job.rows = 1
@@ -256,6 +320,8 @@ class Dispatcher:
         self, job: Job, route: Route, verdict: Verdict, answer: Answer, reason: str, *, kind: str
     ) -> None:
         self.lanes.finish(job)
+        if self._memory is not None:  # LeadSquared may hold it, or still the one before
+            self._memory.invalidate(job.record)
         why = DeadLetter(
             "submit", reason, kind, verdict.exception_type, answer.status, job.attempts
         )

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from connector.flow.gates import Share
+from connector.flow.gates import TURN_GUARD_S, TURN_SEND_S, Share
+from connector.flow.schedule import thinned
 from connector.logs import get_logger
 
 if TYPE_CHECKING:
@@ -31,11 +32,28 @@ __all__ = ["Shares", "reshare", "share"]
 _log = get_logger(__name__)
 
 
-def share(calls: int, mine: Collection[int], total: int) -> Share:
+def share(
+    calls: int,
+    mine: Collection[int],
+    total: int,
+    learned: tuple[int, float] | None = None,
+    *,
+    window: float = 5.0,
+    turn: float = 5.0 + TURN_SEND_S + TURN_GUARD_S,
+) -> Share:
     """The share of a replica owning partitions ``mine`` (positions in the common order) of
-    ``total``, out of a budget of ``calls`` per window."""
+    ``total``, out of a configured budget of ``calls`` per ``window``, of which a throttle answer
+    taught this replica that only ``learned`` (calls, seconds) may be used. The lanes are always
+    laid out over the configured budget; a learned budget below one lane per partition closes
+    turns of that layout (:mod:`connector.flow.schedule`), never deals it anew."""
     if not mine or total <= 0:
         return Share()
+    lanes = min(total, calls)
+    if learned is not None and (learned[1] > window or learned[0] < lanes):
+        if len(mine) == total and learned[1] <= window:
+            return Share(learned[0])  # every partition is ours: the log, at the learned budget
+        return _thinned(lanes, mine, total, learned, window=window, turn=turn)
+    calls = calls if learned is None else min(calls, learned[0])
     if total <= calls:  # a lane has one partition: lanes are held outright
         return Share(sum(1 for lane in range(calls) if lane % total in mine))
     outright, turns = 0, {}
@@ -49,6 +67,28 @@ def share(calls: int, mine: Collection[int], total: int) -> Share:
     return Share(outright, turns)
 
 
+def _thinned(
+    lanes: int,
+    mine: Collection[int],
+    total: int,
+    learned: tuple[int, float],
+    *,
+    window: float,
+    turn: float,
+) -> Share:
+    """Turns on the configured layout's lanes (lane j carries the partitions j, j + lanes, …),
+    those of ``mine`` only, open by the schedule that keeps ``learned``."""
+    counts = [len(range(lane, total, lanes)) for lane in range(lanes)]
+    turns = {}
+    for lane, count in enumerate(counts):
+        held = frozenset(i for i in range(count) if lane + i * lanes in mine)
+        if held:
+            turns[lane] = (count, held)
+    after = TURN_SEND_S + TURN_GUARD_S
+    plan = thinned(lanes, counts, learned, window=window, turn=turn, counted_within=after)
+    return Share(0, turns, plan)
+
+
 def reshare(
     accounts: Iterable[Account],
     owned: set[TopicPartitionKey],
@@ -57,11 +97,13 @@ def reshare(
     route_of: Callable[[str], Route | None],
     now: float,
     wall: float,
+    moved: bool = True,
 ) -> None:
     """Give each gate of each account (one per budget) this replica's share of the budget as
     learned so far (:attr:`~connector.flow.accounts.Account.budgets`): its ``owned`` partitions
     of the account's topics, out of all of them (``partitions``: count per topic in the
-    cluster)."""
+    cluster); ``moved``: whether partitions came or went since the last time (else only a
+    budget changed)."""
     for account in accounts:
         topics = sorted(
             t for t in partitions if (route := route_of(t)) and route.account == account.name
@@ -72,16 +114,23 @@ def reshare(
         if account.quota is not None:
             account.quota.share({order[i] for i in mine}, len(order), wall - now)
         for budget, limit in account.budgets.items():
-            calls, window = limit.calls, limit.window
-            whole = Share(calls if mine else 0)  # the only replica (share_by_partitions: false)
-            part = share(calls, mine, len(order)) if account.shared else whole
-            gate = account.gates[budget]
-            gate.resize(part, now, wall - now)
+            calls, window = limit.configured, limit.window
+            gate, rate = account.gates[budget], limit.rate
+            learned = None if rate == (calls, window) else rate
+            whole = Share(rate[0] if mine else 0)  # the only replica (share_by_partitions: false)
+            if account.shared:
+                part = share(calls, mine, len(order), learned, window=window, turn=gate.turn)
+            elif rate[1] > window:  # alone, below one call per window: one lane, thinned
+                part = share(1, {0} if mine else set(), 1, rate, window=window, turn=gate.turn)
+            else:
+                part = whole
+            gate.resize(part, now, wall - now, moved=moved)
             _log.info(
                 "account.budget",
                 account=account.name,
                 budget=budget,
                 calls=part.calls,
+                learned=limit.calls if learned else None,
                 turns=sum(len(held) for _, held in part.turns.values()),
                 per_window=round(part.per_window(window, gate.turn), 2),
                 window_s=window,
@@ -120,10 +169,10 @@ class Shares:
         """Reshare if partitions came or went (run after the poll that delivered the rebalance,
         before anything is sent: never inside a rebalance callback, where a metadata request
         would break the Kafka client), or if a budget changed; let lowered budgets recover."""
-        now = self._clock()
+        now, moved = self._clock(), self._due
         for account in self._accounts:
             account.recover(now)
-        if self._due:
+        if moved:
             self._due, self._partitions = False, source.topic_partitions()
         elif not (self._partitions and any(account.resized for account in self._accounts)):
             return
@@ -135,4 +184,5 @@ class Shares:
             route_of=route_of,
             now=now,
             wall=self._wall(),
+            moved=moved,
         )

@@ -38,6 +38,7 @@ class Check:
     since: float  # wall-clock seconds it was accepted
     due: float  # wall-clock seconds of its next poll
     canary: bool = False
+    ends: float = 0.0  # wall-clock seconds it is given up at
     polls: int = 0
     out: bool = False  # a poll is in flight
     last: str = ""  # what the last poll said
@@ -73,10 +74,11 @@ class FollowUps:
         self._wall, self._give_up_s = wall, give_up_s
         self._failed: dict[tuple[TopicPartitionKey, int], _Failed] = {}
 
-    def write(self, check: Check, report: Report | None) -> None:
-        """``check`` has its terminal status (``None``: none before the give-up time)."""
+    def write(self, check: Check, report: Report | None, why: str = "") -> None:
+        """``check`` has its terminal status (``None``: none before the give-up time; ``why``
+        says why, when it is not that no poll had one)."""
         if report is None or report.kind == "succeeded":
-            self._follow_up(check, report, None)
+            self._follow_up(check, report, None, why)
             return
         waiting = {((r.topic, r.partition), r.offset) for r in check.records}
         failed = _Failed(check, report, waiting)
@@ -101,12 +103,16 @@ class FollowUps:
                 self._follow_up(failed.check, failed.report, failed.originals)
 
     def _follow_up(
-        self, check: Check, report: Report | None, originals: dict[int, SourceRecord | None] | None
+        self,
+        check: Check,
+        report: Report | None,
+        originals: dict[int, SourceRecord | None] | None,
+        why: str = "",
     ) -> None:
         wall = self._wall()
         if report is None:
             status = "unknown"
-            why = f"no terminal status within {self._give_up_s:g} s"
+            why = why or f"no terminal status within {self._give_up_s:g} s"
             reason = f"{why} (last poll: {check.last})" if check.last else why
         else:
             status, reason = report.kind, report.reason

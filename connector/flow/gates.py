@@ -39,6 +39,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from connector.flow.schedule import FULL, Schedule
+
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
@@ -62,24 +64,39 @@ def _burst(calls: int) -> int:
 class Share:
     """This replica's part of an account's budget: ``calls`` in any window of its own, plus turns
     on lanes shared with other replicas (lane → (partitions on the lane, the positions among them
-    that are this replica's))."""
+    that are this replica's)), of which a learned budget closes some (``schedule``)."""
 
     calls: int = 0
     turns: Mapping[int, tuple[int, frozenset[int]]] = field(default_factory=dict)
+    schedule: Schedule = FULL
 
     def __and__(self, other: Share) -> Share:
-        """What both shares allow."""
+        """What both shares allow (no turns when they close different ones)."""
         turns = {}
         for lane, (members, mine) in self.turns.items():
             theirs = other.turns.get(lane)
             if theirs is not None and theirs[0] == members and mine & theirs[1]:
                 turns[lane] = (members, mine & theirs[1])
-        return Share(min(self.calls, other.calls), turns)
+        if self.schedule != other.schedule:
+            turns = {}
+        return Share(min(self.calls, other.calls), turns, self.schedule)
 
     def per_window(self, window: float, turn: float) -> float:
-        """Calls per window on average: the log's, plus the turns' (one call a turn each)."""
+        """Calls per window on average: the log's, plus the turns' (one call an open turn)."""
         turns = sum(len(mine) / members for members, mine in self.turns.values())
-        return self.calls + turns * window / turn
+        return self.calls + turns * self.schedule.density * window / turn
+
+    def alike(self, other: Share) -> bool:
+        """Whether ``other`` differs only in the log's calls (which count every call in the
+        window) or only in which turns are open (at most one call a lane and turn): then one
+        may follow the other at once."""
+        same_turns = (self.turns, self.schedule) == (other.turns, other.schedule)
+        return same_turns or (self.calls == other.calls == 0 and self.turns == other.turns)
+
+    def takes(self, lane: int, turn: int) -> bool:
+        """Whether ``turn`` of ``lane`` is this replica's and open."""
+        members, mine = self.turns[lane]
+        return turn % members in mine and self.schedule.opens(lane, turn)
 
 
 class RateGate:
@@ -105,6 +122,7 @@ class RateGate:
         self._turn_calls = 0  # calls sent in turns, not answered yet
         self._answered: deque[float] = deque()  # answer times of log calls, oldest first
         self._used: dict[int, int] = {}  # lane → the last turn a call was sent in
+        self._ahead: tuple[int, Share, int | None] | None = None  # turn, share → turns to ours
         self._cool_until = -math.inf
         self._pace = pace
         self._tokens, self._filled_at = 0.0, -math.inf  # the pacing bucket (full at first)
@@ -129,16 +147,27 @@ class RateGate:
         """Calls sent and not yet answered."""
         return self._in_flight + self._turn_calls
 
-    def resize(self, share: Share, now: float, wall_offset: float | None = None) -> None:
+    def resize(
+        self, share: Share, now: float, wall_offset: float | None = None, *, moved: bool = True
+    ) -> None:
         """Change the budget (this replica's share of the account). Less takes effect at once;
-        more only a turn from now: until then another replica (or this process before a restart)
-        may still have calls in the window."""
+        more, when partitions ``moved``, only a turn from now: until then another replica (or
+        this process before a restart) may still have calls in the window. A budget learned or
+        recovered on the same partitions takes effect at once when it keeps the kind of share
+        (the log's calls, which count every call of the window, or turns, at most one a lane and
+        turn); one that changes the kind waits a turn for the other kind's calls to age out. It
+        keeps the time of a larger share already waiting (recovering step by step, a budget is
+        never held back longer than one turn)."""
         if share.calls < 0:
             raise ValueError(f"budget must be >= 0, got {share.calls}")
         if wall_offset is not None:
             self._offset = wall_offset
+        if not moved and self._pending is None and self._share.alike(share):
+            self._share = share
+            return
+        since = now + self.turn if moved or self._pending is None else self._pending[1]
         self._share = self._share & share
-        self._pending = None if share == self._share else (share, now + self.turn)
+        self._pending = None if share == self._share else (share, since)
 
     def free(self, now: float) -> int:
         """Calls that may start at ``now`` (the "tokens" available)."""
@@ -217,20 +246,25 @@ class RateGate:
         turn, into = self._turn_of(now)
         if into >= TURN_SEND_S:
             return []
+        share = self._share
         return [
-            lane
-            for lane, (members, mine) in self._share.turns.items()
-            if turn % members in mine and self._used.get(lane) != turn
+            lane for lane in share.turns if share.takes(lane, turn) and self._used.get(lane) != turn
         ]
 
     def _next_turn(self, now: float) -> float:
         """Seconds until the next turn of ours on any lane opens (``inf`` without turns)."""
         turn, into = self._turn_of(now)
-        ahead = (
-            next(d for d in range(1, members + 1) if (turn + d) % members in mine)
-            for members, mine in self._share.turns.values()
-        )
-        return min((d * self.turn - into for d in ahead), default=math.inf)
+        share = self._share
+        if self._ahead is None or self._ahead[:2] != (turn, share):
+            horizon = max((members for members, _ in share.turns.values()), default=0)
+            ahead = (
+                d
+                for d in range(1, horizon * share.schedule.horizon + 1)
+                if any(share.takes(lane, turn + d) for lane in share.turns)
+            )
+            self._ahead = (turn, share, next(ahead, None))
+        found = self._ahead[2]
+        return math.inf if found is None else found * self.turn - into
 
     def _fill(self, now: float) -> float:
         """The pacing bucket's calls at ``now``: at most :func:`_burst`, refilled at the share's

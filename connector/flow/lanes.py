@@ -13,7 +13,12 @@ priority), so it never waits behind reads held back for its sake.
 A job that leaves a ready queue anywhere but at its head (a filtered :meth:`Lanes.take`, a
 :meth:`Lanes.claim`, a snapshot read turned live) leaves its entry behind, skipped from then on and
 dropped when it reaches the head or once such entries make up half the queue: O(1) amortised per
-job. Pure."""
+job.
+
+A record that needs no call (skipped, or dead-lettered before any call) while earlier records of its
+key wait or are out takes its turn in the lane too, as a job with a ready-made
+:attr:`Job.outcome`: never ready, never sent, it is :meth:`Lanes.due` once it is its lane's head, so
+every outcome of a key comes in offset order (SPEC §2.4). Pure."""
 
 from __future__ import annotations
 
@@ -29,7 +34,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Collection, Iterable, Iterator
 
     from connector.flow.offsets import TopicPartitionKey
-    from connector.records import Payload, SourceRecord
+    from connector.records import DeadLetter, Payload, Skip, SourceRecord
 
 __all__ = ["Job", "Lanes"]
 
@@ -61,6 +66,8 @@ class Job:
     riders: list[SourceRecord] = field(default_factory=list)
     live: bool = True  # a live change, not only a snapshot read: goes first (SPEC §7)
     entry: int = -1  # which entry of a ready queue is its current one (-1: it is not ready)
+    #: a record that needs no call: this is its outcome, settled when it is its lane's head
+    outcome: Skip | DeadLetter | None = None
 
     @property
     def lane(self) -> LaneKey:
@@ -132,6 +139,7 @@ class Lanes:
         self._lanes: dict[LaneKey, deque[Job]] = {}
         self._ready: defaultdict[str, _Ready] = defaultdict(_Ready)
         self._timers: list[tuple[float, int, Job]] = []
+        self._due: list[Job] = []  # jobs with a ready-made outcome that are their lane's head
         self._seq = itertools.count()
         self._count = 0
 
@@ -213,8 +221,14 @@ class Lanes:
         job.ready_at = at
         self._wake(job)
 
+    def due(self) -> list[Job]:
+        """The jobs with a ready-made :attr:`Job.outcome` that became their lane's head, in that
+        order (no longer due): settle each without a call, then :meth:`finish` it."""
+        due, self._due = self._due, []
+        return due
+
     def finish(self, job: Job) -> None:
-        """The job has its outcome: the next job of its key becomes ready."""
+        """The job has its outcome: the next job of its key becomes ready (or due)."""
         lane = self._lanes[job.lane]
         if lane[0] is not job:
             raise RuntimeError("finish() of a job that is not its lane's head")
@@ -234,12 +248,15 @@ class Lanes:
             ready.live.keep(lambda job: job.tp not in gone)
             ready.snapshot.keep(lambda job: job.tp not in gone)
         self._timers = [t for t in self._timers if t[2].tp not in gone]
+        self._due = [job for job in self._due if job.tp not in gone]
         heapq.heapify(self._timers)
         self._count -= len(dropped)
         return dropped
 
     def _wake(self, job: Job) -> None:
-        if job.ready_at > 0:
+        if job.outcome is not None:
+            self._due.append(job)
+        elif job.ready_at > 0:
             heapq.heappush(self._timers, (job.ready_at, next(self._seq), job))
         else:
             self._enqueue(job)

@@ -3,7 +3,11 @@ limits differ by plan and the account's keys are shared with its other integrati
 budget of an account (main, bulk) follows what the throttle answers say:
 
 - an answer that **states** the limit ("API calls exceeded the limit of N in W second(s)") lowers
-  the budget to it at once, and the budget never rises above it again (until a restart);
+  the budget to it at once, exactly as stated, below one call per window too (:attr:`Limit.rate`);
+  the budget stays within it until :data:`RETEST_S` pass without a throttle answer, then the
+  stated limit is forgotten and the budget rises slowly again, so that one odd answer cannot pin
+  an account at a tiny budget for good (a limit that still holds is stated again by the next
+  throttle answer);
 - an answer that states none, or one that comes although the budget is already within the stated
   limit (other integrations spend part of it), lowers the budget **multiplicatively**
   (:data:`DECREASE`), at most once a window, since the answers of calls already sent come in a
@@ -25,7 +29,7 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["DECREASE", "RATE_WINDOW_MAX_S", "RECOVER_WINDOWS", "Limit", "per_window"]
+__all__ = ["DECREASE", "RATE_WINDOW_MAX_S", "RECOVER_WINDOWS", "RETEST_S", "Limit", "per_window"]
 
 #: What a throttle answer without a usable limit leaves of the budget.
 DECREASE = 0.7
@@ -33,6 +37,8 @@ DECREASE = 0.7
 RECOVER_WINDOWS = 2.0
 #: The longest window a stated limit may have to be a rate limit; longer ones are quotas.
 RATE_WINDOW_MAX_S = 60.0
+#: Seconds without a throttle answer after which a stated limit is tested again.
+RETEST_S = 1800.0
 
 Change = Literal["learned", "lowered"]
 
@@ -57,12 +63,22 @@ class Limit:
     window: float
     calls: int = -1  # used now (-1: the configured value)
     stated: int | None = None  # calls per window the account's throttle answers stated
+    #: a stated limit of less than one call per window, as stated (calls, seconds)
+    stated_below: tuple[int, float] | None = None
+    stated_at: float = -math.inf  # the last throttle answer while a limit was stated
     lowered_at: float = -math.inf  # when a throttle answer last lowered it
     calm_since: float = -math.inf  # the last throttle answer or rise
     held: int | None = None  # while LeadSquared's queue is long: the most calls per window
 
     def __post_init__(self) -> None:
         self.calls = self.configured if self.calls < 0 else self.calls
+
+    @property
+    def rate(self) -> tuple[int, float]:
+        """The budget now, as "at most N calls in any W seconds"."""
+        if self.stated_below is not None and self.calls <= 1:
+            return self.stated_below
+        return (self.calls, self.window)
 
     @property
     def ceiling(self) -> int:
@@ -90,11 +106,16 @@ class Limit:
         self.calm_since = now
         if stated is not None and stated[1] > RATE_WINDOW_MAX_S:
             return None  # a quota spent, not the rate: no budget would help
-        if stated is not None and (calls := max(1, per_window(stated, self.window))) != self.stated:
-            self.stated = calls
-            if self.calls > calls:
-                self.calls, self.lowered_at = calls, now
-                return "learned"
+        if self.stated is not None:
+            self.stated_at = now
+        if stated is not None:
+            calls = per_window(stated, self.window)
+            learned = (max(1, calls), stated if calls == 0 else None)
+            if learned != (self.stated, self.stated_below):
+                (self.stated, self.stated_below), self.stated_at = learned, now
+                if self.calls > learned[0] or learned[1] is not None:
+                    self.calls, self.lowered_at = learned[0], now
+                    return "learned"
         if now - self.lowered_at < self.window:  # the answer of a call sent before it was lowered
             return None
         lowered = max(1, math.floor(self.calls * DECREASE))
@@ -105,7 +126,12 @@ class Limit:
 
     def recover(self, now: float) -> bool:
         """Add one call per window when none was throttled for :data:`RECOVER_WINDOWS` windows
-        and the budget is below its ceiling; whether it rose."""
+        and the budget is below its ceiling, after forgetting a stated limit no throttle answer
+        confirmed for :data:`RETEST_S`; whether the budget changed."""
+        if self.stated is not None and now - self.stated_at >= RETEST_S:
+            self.stated = self.stated_below = None
+            self.calm_since = now
+            return True
         if self.calls >= self.ceiling or now - self.calm_since < RECOVER_WINDOWS * self.window:
             return False
         self.calls, self.calm_since = self.calls + 1, now

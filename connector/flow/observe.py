@@ -63,6 +63,7 @@ class Tally:
     dead_lettered_late: int = 0  # failed in LeadSquared's queue: copied to the dead-letter topic
     status_calls: int = 0  # Status and Metrics API calls
     halted: int = 0  # routes halted
+    status_checks_skipped: int = 0  # accepted calls not checked: status.max_checks were held
 
     def copy(self) -> Tally:
         return replace(self, by_route=Counter(self.by_route))
@@ -102,6 +103,7 @@ class QuotaView:
     left: int  # of them, calls left now
     until: float | None  # while none is left (or pacing holds them): wall time of the next one
     day: float  # seconds of the quota's day
+    unknown: str | None = None  # why the calls spent are not known: none is sent (fails closed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +167,7 @@ def tracking_fields(tracker: Tracker) -> dict[str, Any]:
         "checks": view.checks,
         "follow_ups": {s: getattr(tally, s) for s in ("succeeded", "failed", "unknown")},
         "status_calls": tally.status_calls,
+        "checks_skipped": tally.status_checks_skipped,
     }
     if view.halted:
         fields["halted"] = list(view.halted)
@@ -276,7 +279,9 @@ def quota_view(account: Account, now: float) -> QuotaView | None:
     """An account's daily quota as this replica spends it, if it has one."""
     if (quota := account.quota) is None:
         return None
-    return QuotaView(quota.allowance, quota.left(now), quota.exhausted_until(now), quota.day)
+    return QuotaView(
+        quota.allowance, quota.left(now), quota.exhausted_until(now), quota.day, quota.unknown
+    )
 
 
 def account_view(account: Account, now: float) -> AccountView:
@@ -346,5 +351,7 @@ def not_ready(
                 f"account {a.name}: {a.throttle_spell} (its keys may be shared, or "
                 "its limit is lower than configured); one probe a cool-down"
             )
+        if a.quota is not None and a.quota.unknown is not None:
+            reasons.append(f"account {a.name}: {a.quota.unknown}")
     reasons += [str(halt) for halt in halts]
     return tuple(reasons)

@@ -69,6 +69,11 @@ class OffsetTracker:
         )
         return sum(len(part.pending) for part in parts)
 
+    def undone(self, tp: TopicPartitionKey) -> int:
+        """Records of ``tp`` consumed whose outcome is not durable yet."""
+        part = self._parts.get(tp)
+        return 0 if part is None else sum(1 for offset in part.pending if offset not in part.done)
+
     def highest_done_beyond_watermark(self, tp: TopicPartitionKey) -> int | None:
         """The highest offset that is done but not yet committable because an earlier record
         is pending; ``None`` when the done records form a prefix (no gap)."""

@@ -39,6 +39,7 @@ class Outcomes:
         self.tally = Tally()
         self._bytes: defaultdict[TopicPartitionKey, int] = defaultdict(int)
         self._recovered: dict[TopicPartitionKey, set[int]] = {}
+        self._owned: dict[TopicPartitionKey, int] = {}  # times each partition was forgotten
 
     def take(self, record: SourceRecord) -> bool:
         """Start tracking a consumed record; ``False`` when it needs no work: delivered twice
@@ -149,7 +150,13 @@ class Outcomes:
         return False if pending <= 0.8 * max_records and size <= 0.8 * max_bytes else None
 
     def forget(self, tps: list[TopicPartitionKey]) -> None:
-        """Partitions no longer owned: drop their state (their outcomes change nothing now)."""
+        """Partitions no longer owned: drop their state (their outcomes change nothing now). Their
+        records without a durable outcome are handed back, consumed again by the next owner: they
+        no longer count as consumed here, nor does an outcome of theirs that is acknowledged
+        later (so ``lost`` stays what it says)."""
+        for tp in tps:
+            self.tally.consumed -= self.offsets.undone(tp)
+            self._owned[tp] = self._owned.get(tp, 0) + 1
         self.offsets.forget(tps)
         for tp in tps:
             self._bytes.pop(tp, None)
@@ -158,9 +165,12 @@ class Outcomes:
     def _durable(
         self, record: SourceRecord, route: Route | None, outcome: str, fields: dict[str, Any]
     ) -> Callable[[], None]:
+        tp = (record.topic, record.partition)
+        owned = self._owned.get(tp, 0)  # which ownership of the partition the record came in
+
         def done() -> None:
-            tp = (record.topic, record.partition)
-            setattr(self.tally, outcome, getattr(self.tally, outcome) + 1)
+            if self._owned.get(tp, 0) == owned:
+                setattr(self.tally, outcome, getattr(self.tally, outcome) + 1)
             self.offsets.done(tp, record.offset)
             if tp in self._bytes:
                 self._bytes[tp] -= record.size

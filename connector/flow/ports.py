@@ -12,6 +12,8 @@ if TYPE_CHECKING:
 
     from connector.flow.offsets import TopicPartitionKey
     from connector.flow.quota import Spent
+    from connector.flow.quotas import Report, Unread
+    from connector.flow.state_log import Receipt, Replay
     from connector.flow.tracking import Unfinished
     from connector.lsq.catalog import Request
     from connector.records import Accepted, Answer, DeadLetter, SourceRecord
@@ -78,18 +80,29 @@ class Originals(Protocol):
 
 class States(Protocol):
     """The state topic (:class:`~connector.adapters.state.StateTopic`): the fingerprint of the
-    payload LeadSquared last accepted for each key, in the source record's partition number."""
+    payload LeadSquared was last sent and accepted for each key, and the markers that prove a
+    partition's fingerprints complete (:mod:`connector.flow.state_log`), in the source record's
+    partition number."""
 
-    def read(
-        self, tps: Collection[TopicPartitionKey]
-    ) -> dict[TopicPartitionKey, list[tuple[int, int]]]:
-        """Key ids and fingerprints of these partitions' keys, oldest first; only partitions
-        the state topic has are in the answer."""
+    def read(self, tps: Collection[TopicPartitionKey]) -> dict[TopicPartitionKey, Replay]:
+        """These partitions' records read back (only partitions the state topic has; a read
+        that did not reach a partition's end says so)."""
         ...
 
-    def write(self, tp: TopicPartitionKey, key: bytes, fingerprint: int) -> None:
-        """Record ``fingerprint`` under the state record key ``key`` (no acknowledgement is
-        waited for: a lost one only means a later unchanged record is sent)."""
+    def write(
+        self, tp: TopicPartitionKey, key: bytes, value: bytes | None, marker: bytes | None = None
+    ) -> None:
+        """Write one record of ``tp`` (``value`` ``None``: a tombstone; ``marker``: which marker
+        it is, if one); not waited for: its :class:`~connector.flow.state_log.Receipt` comes
+        later."""
+        ...
+
+    def receipts(self) -> list[Receipt]:
+        """What became of the writes since the last call."""
+        ...
+
+    def flush(self, timeout: float) -> bool:
+        """Wait until every write is acknowledged or failed; whether all were acknowledged."""
         ...
 
 
@@ -97,13 +110,19 @@ class Spending(Protocol):
     """The quota topic (:class:`~connector.adapters.quota.QuotaTopic`): the calls each account
     spent of its daily quota, per source partition and time slice."""
 
-    def read(self, tps: Collection[TopicPartitionKey], since: float) -> dict[str, list[Spent]]:
+    def read(
+        self, tps: Collection[TopicPartitionKey], since: float
+    ) -> dict[str, list[Spent]] | Unread:
         """The counts of these partitions written since ``since`` (wall-clock seconds), by
-        account."""
+        account; :class:`~connector.flow.quotas.Unread` when they cannot all be read."""
         ...
 
     def write(self, account: str, counts: Collection[Spent]) -> None:
         """Record ``account``'s counts (the latest per partition and slice wins)."""
+        ...
+
+    def reports(self) -> list[Report]:
+        """The broker's word on each count written since the last call (taken or refused)."""
         ...
 
     def flush(self, timeout: float) -> bool:

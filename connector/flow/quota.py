@@ -6,7 +6,8 @@ call counts in the slice it was sent in, and a slice counts until a day after it
 is never forgotten before a day has passed since it was sent (at most a slice longer: the price of
 a bounded count). The counts are kept per source partition, in Kafka (``output.quota_topic``, one
 record per partition and slice holding its count so far), and read back when partitions are
-assigned.
+assigned: those written since :meth:`Quota.since` (a day and a slice ago, or the start of the
+calendar day).
 
 **The fleet.** Each partition of the account's topics may spend ``calls / partitions`` a day, so
 all partitions together never spend more than ``calls``, whichever replica owns them and however
@@ -25,6 +26,10 @@ bucket of an hour's allowance refilled at the daily allowance per day, so a back
 the whole day's quota in its first hours and live changes late in the day still find calls.
 ``greedy`` spends as fast as the rate limit allows, up to the quota.
 
+**Fails closed** (SPEC §2.10). A count that cannot be read back or written makes the quota
+:attr:`~Quota.unknown`: it lets no call go until the quota topic works again (see
+:class:`~connector.flow.quotas.Quotas`); it never starts again from zero.
+
 Times are wall-clock seconds (the counts outlive the process); the loop's monotonic clock is
 placed on it through ``offset`` (wall minus monotonic, set on every rebalance).
 """
@@ -32,21 +37,17 @@ placed on it through ``offset`` (wall minus monotonic, set on every rebalance).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from datetime import datetime, time, timedelta
 from typing import TYPE_CHECKING, Literal
-from zoneinfo import ZoneInfo
+
+from connector.flow.quota_count import SliceCount, day_start, midnights
+from connector.flow.quotas import Quotas, Report, Unread
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Collection, Iterable, Mapping
+    from collections.abc import Callable, Collection, Iterable
 
     from connector.flow.offsets import TopicPartitionKey
-    from connector.flow.ports import Spending
 
-__all__ = ["SLICES", "Quota", "Quotas", "Spent", "midnights"]
-
-#: How often the counts that changed are written to the quota topic (seconds).
-SAVE_EVERY_S = 0.5
+__all__ = ["SLICES", "Quota", "Quotas", "Report", "Spent", "Unread", "midnights"]
 
 #: Time slices of a day: a call counts until a day after the end of its slice.
 SLICES = 288
@@ -73,11 +74,14 @@ class Quota:
         self.calls, self.day, self.pacing, self._reset = calls, day, pacing, reset
         self.slice = day / SLICES
         self.offset = 0.0  # wall-clock time minus the loop's monotonic time
-        self._spent: dict[TopicPartitionKey, _Count] = {}
+        self._spent: dict[TopicPartitionKey, SliceCount] = {}
         self._owned: tuple[TopicPartitionKey, ...] = ()
         self._each = 0.0  # calls a day per partition
         self._dirty: set[tuple[TopicPartitionKey, int]] = set()
         self._tokens, self._filled_at = 0.0, -math.inf
+        #: why the calls spent are not known (:class:`Quotas` says): no call may go while set
+        self.unknown: str | None = None
+        self._unsaved: set[tuple[TopicPartitionKey, int]] = set()  # counts the topic lacks
 
     @property
     def allowance(self) -> float:
@@ -99,15 +103,49 @@ class Quota:
         for tp in tps:
             self._spent.pop(tp, None)
         self._dirty = {entry for entry in self._dirty if entry[0] in self._spent}
+        self._unsaved = {entry for entry in self._unsaved if entry[0] in self._spent}
+
+    def since(self, wall: float) -> float:
+        """The earliest count written that may still count at ``wall``: a day and a slice
+        before it, or a slice before its calendar day began (a 25-hour day began earlier)."""
+        rolling = wall - self.day - self.slice
+        if self._reset is None:
+            return rolling
+        return min(rolling, day_start(self._reset, wall) - self.slice)
+
+    @property
+    def unsaved(self) -> bool:
+        """Whether a count the quota topic did not take is still to be written."""
+        return bool(self._unsaved)
+
+    def undelivered(self, tp: TopicPartitionKey) -> None:
+        """A count of ``tp`` did not reach the quota topic: every count of the quota is to be
+        written again (by :meth:`rewrite`; a topic created anew then holds them all)."""
+        if tp in self._spent:
+            self._unsaved |= {(p, n) for p, count in self._spent.items() for n in count.slices}
+
+    def delivered(self, tp: TopicPartitionKey, number: int) -> None:
+        """The count of ``tp`` in slice ``number`` reached the quota topic."""
+        self._unsaved.discard((tp, number))
+
+    def rewrite(self) -> None:
+        """Write the counts the quota topic lacks again with the next :meth:`changed`."""
+        self._unsaved = {(tp, n) for tp, n in self._unsaved if n in self._spent[tp].slices}
+        self._dirty |= self._unsaved
 
     def left(self, now: float) -> int:
-        """Calls this replica may still spend now in its rolling day (pacing aside)."""
+        """Calls this replica may still spend now in its rolling day (pacing aside; none while
+        :attr:`unknown`)."""
+        if self.unknown is not None:
+            return 0
         wall = now + self.offset
         return sum(max(0, math.floor(self._room(tp, wall))) for tp in self._owned)
 
     def wait(self, now: float) -> float:
         """Seconds until a call may be charged (0: now; ``inf``: no partition of the account
-        is owned)."""
+        is owned, or the calls spent are :attr:`unknown`)."""
+        if self.unknown is not None:
+            return math.inf
         wall = now + self.offset
         rooms = [(self._room(tp, wall), tp) for tp in self._owned]
         if not rooms:
@@ -138,12 +176,15 @@ class Quota:
 
     def changed(self) -> list[Spent]:
         """The counts changed since the last call, to write to the quota topic."""
-        out = [(tp, n, self._spent[tp].slices[n]) for tp, n in sorted(self._dirty)]
+        spent = self._spent
+        out = [
+            (tp, n, spent[tp].slices[n]) for tp, n in sorted(self._dirty) if n in spent[tp].slices
+        ]
         self._dirty.clear()
         return out
 
-    def _count(self, tp: TopicPartitionKey) -> _Count:
-        return self._spent.setdefault(tp, _Count())
+    def _count(self, tp: TopicPartitionKey) -> SliceCount:
+        return self._spent.setdefault(tp, SliceCount())
 
     def _end(self, number: int) -> float:
         """When slice ``number`` stops counting: a day after its end, or the day's reset."""
@@ -171,82 +212,3 @@ class Quota:
             self._tokens = min(most, self._tokens + refill)
         self._filled_at = max(self._filled_at, wall)
         return self._tokens
-
-
-def midnights(zone: str) -> Callable[[float], float]:
-    """The first midnight at or after a wall-clock time, in the time zone named ``zone``."""
-    tz = ZoneInfo(zone)
-
-    def midnight(wall: float) -> float:
-        moment = datetime.fromtimestamp(wall, tz)
-        start = datetime.combine(moment.date(), time.min, tz)
-        if start.timestamp() >= wall:
-            return start.timestamp()
-        return datetime.combine(moment.date() + timedelta(days=1), time.min, tz).timestamp()
-
-    return midnight
-
-
-@dataclass(slots=True)
-class _Count:
-    """One partition's calls per slice, their total, and when the oldest slice stops counting
-    (so the total is recounted once a slice, not on every question)."""
-
-    slices: dict[int, int] = field(default_factory=dict)
-    total: int = 0
-    expires: float = math.inf
-
-    def set(self, number: int, calls: int, end: float) -> None:
-        """Slice ``number`` (counting until ``end``) now holds ``calls``; never fewer than it
-        already held."""
-        held = self.slices.get(number, 0)
-        if calls > held:
-            self.slices[number], self.total = calls, self.total + calls - held
-            self.expires = min(self.expires, end)
-
-    def expire(self, wall: float, end: Callable[[int], float]) -> None:
-        """Drop the slices a day has passed since the end of."""
-        if wall < self.expires:
-            return
-        for number in [n for n in self.slices if end(n) <= wall]:
-            self.total -= self.slices.pop(number)
-        self.expires = min((end(n) for n in self.slices), default=math.inf)
-
-
-class Quotas:
-    """The accounts' quotas kept in the quota topic (the :class:`~connector.flow.ports.Spending`
-    port): read back for newly assigned partitions, written as they change (every
-    :data:`SAVE_EVERY_S`, so a crash forgets at most the calls of its last half second and those in
-    flight), and waited for when partitions are revoked and at the end."""
-
-    def __init__(self, quotas: Mapping[str, Quota], spending: Spending) -> None:
-        self._quotas, self._spending = quotas, spending
-        self._due = 0.0
-
-    def restore(self, tps: Collection[TopicPartitionKey], wall: float) -> None:
-        """Read the counts of ``tps`` back (those of the last day)."""
-        if not self._quotas or not tps:
-            return
-        longest = max(quota.day + quota.slice for quota in self._quotas.values())
-        for account, counts in self._spending.read(tps, wall - longest).items():
-            if (quota := self._quotas.get(account)) is not None:
-                quota.load(counts)
-
-    def save(self, now: float) -> None:
-        """Write the counts that changed, at most every :data:`SAVE_EVERY_S`."""
-        if now < self._due:
-            return
-        self._due = now + SAVE_EVERY_S
-        for account, quota in self._quotas.items():
-            if changed := quota.changed():
-                self._spending.write(account, changed)
-
-    def settle(self, timeout: float) -> bool:
-        """Write every changed count and wait for the broker's acknowledgement."""
-        self._due = 0.0
-        self.save(0.0)
-        return self._spending.flush(timeout)
-
-    def forget(self, tps: Collection[TopicPartitionKey]) -> None:
-        for quota in self._quotas.values():
-            quota.forget(tps)

@@ -15,6 +15,11 @@ lead does not exist, which goes alone in a CreateCustom call (that creates the l
 fails as a whole is interpreted as a single call is (:func:`~connector.lsq.answers.classify`),
 for every row; an error LeadSquared makes permanent for the whole call (a 400) sends each row in
 a call of its own, so one bad row cannot fail the others.
+
+A call LeadSquared may have applied without saying what it did (a 200 without row results, a 5xx,
+a timeout or a connection dropped after sending) goes again only when going twice changes
+nothing: lead upserts are retried, activities (an event each: posted twice, they are there twice)
+are dead-lettered, to be checked and replayed, never posted again.
 """
 
 from __future__ import annotations
@@ -85,15 +90,29 @@ def bulk_answer(operation: Operation, size: int) -> Callable[[Answer], Settlemen
 def _whole(verdict: Verdict, size: int, answer: Answer, activity: bool) -> Settlement:
     """The same verdict for every row. A 200 without row results (and without an exception) is
     never taken as success: upserts go again, activities (which may have been posted) never do.
-    A refusal of the whole call (an exception: nothing was applied) sends each row alone."""
+    Nor does a failure after which they may have been posted (5xx, timeout, dropped connection):
+    the account still counts it as a failure of LeadSquared's. A refusal of the whole call (an
+    exception: nothing was applied) sends each row alone."""
     unclear = verdict.kind in {"accepted", "permanent"} and verdict.exception_type is None
     if answer.status == HTTPStatus.OK and unclear:
         snippet = answer.body[:200].decode("utf-8", "replace")
         why = f"HTTP {answer.status} without row results: {snippet}"
         verdict = Verdict("permanent" if activity else "retry", why)
+    elif activity and verdict.kind == "retry" and _maybe_applied(answer):
+        why = f"the activities may have been posted: not sent again; {verdict.reason}"
+        rows = Verdict("permanent", why[:_REASON_MAX], verdict.exception_type)
+        return Settlement(verdict, (rows,) * size)
     elif verdict.kind == "permanent" and size > 1:  # one bad row must not fail the others
         return Settlement(verdict, (Verdict("alone", verdict.reason),) * size)
     return Settlement(verdict, (verdict,) * size)
+
+
+def _maybe_applied(answer: Answer) -> bool:
+    """Whether a call that failed may have been applied: it reached LeadSquared (a 5xx) or may
+    have (no answer after the request was sent). A 408 says the request was not read whole."""
+    if answer.status is None:
+        return answer.maybe_sent
+    return answer.status >= HTTPStatus.INTERNAL_SERVER_ERROR
 
 
 def _rows(body: bytes, activity: bool) -> dict[int, dict[str, Any]] | None:

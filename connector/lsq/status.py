@@ -51,10 +51,13 @@ ReportKind = Literal["pending", "throttled", "missing", "succeeded", "failed"]
 
 _DONE = {"success": "succeeded", "failure": "failed", "error": "failed", "failed": "failed"}
 #: Application errors that say the mapping (not the record) is wrong: a field LeadSquared does not
-#: have, or an activity type it does not know.
+#: have, or an activity type it does not know. Any other type LeadSquared names (a duplicate, a lead
+#: that does not exist, a missing value) is about the record; the wording decides only when no
+#: specific type is named.
 _MAPPING_TYPES = frozenset(
     {"MXUnknownAttributeException", "MXInvalidFieldException", "MXInvalidActivityException"}
 )
+_UNSPECIFIC_TYPES = frozenset({None, "MXException"})
 _MAPPING_TEXT = re.compile(
     r"(unknown|invalid) (lead )?(attribute|field|schema ?name)|event code is invalid"
     r"|invalid (activity )?event",
@@ -121,7 +124,9 @@ def read_status(answer: Answer, operation: Operation) -> Report:
     exception_type = as_text(field(task, "ExceptionType")) or None
     if exception_type is None and (found := _EXCEPTION_IN_TEXT.search(reason)):
         exception_type = found[1]
-    mapping = exception_type in _MAPPING_TYPES or bool(_MAPPING_TEXT.search(reason))
+    mapping = exception_type in _MAPPING_TYPES or (
+        exception_type in _UNSPECIFIC_TYPES and bool(_MAPPING_TEXT.search(reason))
+    )
     attribute = _attribute(reason, field(task, "RequestBody")) if mapping else None
     return Report("failed", reason or state, exception_type, mapping=mapping, attribute=attribute)
 

@@ -16,7 +16,8 @@ __all__ = ["CanarySettings", "QueueSettings", "StatusSettings"]
 class CanarySettings(Model):
     """The first ``calls`` accepted calls of each async route (after every start) are checked
     before the route sends more; a mapping-class failure among them halts the route. So does a
-    ``failure_share`` of its last ``window`` checks failing, at any time."""
+    ``failure_share`` of its last ``window`` checks failing for their mapping, at any time (a
+    record's own failure, such as a duplicate, is that record's outcome, never a halt)."""
 
     calls: int = Field(3, ge=0)  # 0: no canary (the failure share still halts)
     timeout_seconds: float = Field(120.0, gt=0)  # unchecked canary calls then count as passed
@@ -48,6 +49,9 @@ class StatusSettings(Model):
     #: most of an account's budget polls take while records wait (spare calls are used first)
     max_share: float = Field(0.1, gt=0, le=1)
     sample: float = Field(1.0, gt=0, le=1)  # share of accepted calls polled (canary calls always)
+    #: most checks held at once (about 850 bytes each, 180 more per further record of the call):
+    #: while that many are held, accepted calls are not checked (counted; canary calls always are)
+    max_checks: int = Field(10_000, ge=1, le=1_000_000)
     canary: CanarySettings = CanarySettings()
     queue: QueueSettings = QueueSettings()
 

@@ -218,18 +218,21 @@ def compile_entries(
     name_key: str = "Attribute",
     *,
     sets: bool = True,
+    clear: bool = False,
 ) -> tuple[Entry, ...]:
     """Attribute → source pairs (in order) → entry builders; ``name_key`` is ``Attribute`` for
     lead fields, ``SchemaName`` for activity fields (a custom field set always uses Attribute).
-    ``sets`` says whether custom field sets may appear (not inside another one)."""
+    ``sets`` says whether custom field sets may appear (not inside another one); ``clear``, that
+    a null value is sent as ``""`` (LeadSquared empties the field) instead of left out."""
     entries = []
     for name, source in sources.items():
         _check_name(name, key)
         sub = f"{key}.{name}"
         if isinstance(source, FieldSpec) and _kind(source, sub) == "fields" and sets:
-            entries.append(_set_entry(name, source.fields or {}, sub, fmt))
+            entries.append(_set_entry(name, source.fields or {}, sub, fmt, clear=clear))
         else:
-            entries.append(_plain_entry(name, name_key, compile_value(source, sub, fmt, _NESTED)))
+            resolve = compile_value(source, sub, fmt, _NESTED)
+            entries.append(_plain_entry(name, name_key, resolve, clear=clear))
     return tuple(entries)
 
 
@@ -240,20 +243,25 @@ def render_entries(
     return [entry for build in entries if (entry := build(row, change, record)) is not None]
 
 
-def _plain_entry(name: str, name_key: str, resolve: Resolve) -> Entry:
+def _plain_entry(name: str, name_key: str, resolve: Resolve, *, clear: bool) -> Entry:
+    null = "" if clear else None  # what a null value becomes
+
     def entry(row: Row, change: Change, record: SourceRecord) -> dict[str, Any] | None:
         value = resolve(row, change, record)
+        value = null if value is None else value
         return None if value is None else {name_key: name, "Value": value}
 
     return entry
 
 
-def _set_entry(name: str, fields: dict[str, FieldSource], key: str, fmt: ValueFormatter) -> Entry:
+def _set_entry(
+    name: str, fields: dict[str, FieldSource], key: str, fmt: ValueFormatter, *, clear: bool
+) -> Entry:
     """A custom field set: ``{"Attribute": name, "Value": "", "Fields": [...]}``, or ``None``
-    when every inner field is null."""
+    when every inner field is null (and left out)."""
     if not fields:
         raise ConfigError(f"{key}.fields: a custom field set needs at least one field")
-    inner = compile_entries(fields, f"{key}.fields", fmt, sets=False)
+    inner = compile_entries(fields, f"{key}.fields", fmt, sets=False, clear=clear)
 
     def entry(row: Row, change: Change, record: SourceRecord) -> dict[str, Any] | None:
         values = render_entries(inner, row, change, record)

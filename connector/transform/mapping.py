@@ -113,7 +113,7 @@ def compile_mapping(operation: Operation, spec: MappingSpec) -> Mapper:
     """Checks ``spec`` against ``operation`` and compiles it; ConfigError names the key."""
     _check_keys(operation, spec)
     fmt = _formatter(spec.booleans)
-    lead = compile_entries(spec.lead, "lead", fmt)
+    lead = compile_entries(spec.lead, "lead", fmt, clear=spec.on_null == "clear")
     if not lead:
         raise ConfigError("lead: map at least one attribute")
     search_by = _search_by(operation, spec)

@@ -6,15 +6,28 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
 
-__all__ = ["ActivitySpec", "FieldSource", "FieldSpec", "MappingSpec", "Scalar", "UpdateBehavior"]
+__all__ = [
+    "ActivitySpec",
+    "FieldSource",
+    "FieldSpec",
+    "MappingSpec",
+    "OnNull",
+    "Scalar",
+    "UpdateBehavior",
+]
 
 #: A constant or default as written in YAML.
 Scalar = str | bool | int | float
 
 #: ``LeadUpdateBehavior`` query parameter values of Lead.Capture.
 UpdateBehavior = Literal["DoNotUpdate", "UpdateOnlyEmptyFields", "DoNotUpdateUniqueFields"]
+
+#: What a lead attribute whose value is null becomes: left out of the payload (LeadSquared keeps
+#: the field as it is), or sent as ``""`` (LeadSquared empties the field).
+OnNull = Literal["omit", "clear"]
+_ON_NULL: tuple[OnNull, ...] = ("omit", "clear")
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
 
@@ -80,6 +93,11 @@ class MappingSpec(BaseModel):
     booleans: tuple[str, str] = Field(
         default=("true", "false"), description="How true and false are written."
     )
+    on_null: OnNull = Field(
+        default="omit",
+        description='A lead attribute whose value is null (after default): "omit" leaves it out '
+        '(LeadSquared keeps the field), "clear" sends it with Value "" (LeadSquared empties it).',
+    )
     lead: dict[str, FieldSource] = Field(
         default_factory=dict, description="Lead attribute (schema name) → source."
     )
@@ -89,3 +107,13 @@ class MappingSpec(BaseModel):
     activity: ActivitySpec | None = Field(
         default=None, description="lead_and_activity only (required): the activity."
     )
+
+    @field_validator("on_null", mode="before")
+    @classmethod
+    def _on_null(cls, value: object) -> object:
+        if value not in _ON_NULL:
+            raise ValueError(
+                "must be omit (a null lead attribute is left out: LeadSquared keeps the field) "
+                f'or clear (it is sent as "": LeadSquared empties the field), not {value!r}'
+            )
+        return value

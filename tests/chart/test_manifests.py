@@ -177,6 +177,30 @@ def test_termination_grace_is_the_connector_grace_plus_the_margin(
     assert render(values).pod["terminationGracePeriodSeconds"] == expected
 
 
+@pytest.mark.parametrize(
+    "flow",
+    [
+        None,
+        {"max_in_flight_records": 500},
+        {"shutdown_grace_seconds": 0.2},
+        {"shutdown_grace_seconds": 59.5},
+    ],
+)
+def test_the_pod_outlives_the_grace_the_connector_loads(
+    flow: dict[str, Any] | None, tmp_path: Path
+) -> None:
+    """The kubelet's SIGKILL comes shutdownMarginSeconds (at least 1 s) or more after the end of
+    the grace the connector reads from the rendered ConfigMap, within which it ends its whole
+    stop, final flushes included (SPEC §2.10), whatever part of config.flow is given."""
+    rendered = render(CREATED_SECRET | {"config": CONFIG | {"flow": flow}})
+    config = tmp_path / "config.yaml"
+    config.write_text(rendered.one("ConfigMap")["data"]["config.yaml"], encoding="utf-8")
+    secrets = mount_secret(tmp_path / "secrets", rendered.secret_files())
+    grace = load_settings(config, secrets, environ={}).flow.shutdown_grace_seconds
+    margin = rendered.pod["terminationGracePeriodSeconds"] - grace
+    assert 5 <= margin < 6
+
+
 def test_service_links_are_off_because_the_connector_refuses_their_variables(
     tmp_path: Path,
 ) -> None:

@@ -101,6 +101,14 @@ BAD_VALUES: dict[str, tuple[dict[str, Any], str]] = {
         {"env": [{"name": "LSQ_SINK_FLOW__SHUTDOWN_GRACE_SECONDS", "value": "60"}]},
         "env LSQ_SINK_FLOW__SHUTDOWN_GRACE_SECONDS: set this in config instead",
     ),
+    "grace overridden by the flow section's JSON in env": (
+        {"env": [{"name": "lsq_sink_flow", "value": '{"shutdown_grace_seconds": 60}'}]},
+        "env lsq_sink_flow: set this in config instead",
+    ),
+    "health port overridden by the health section's JSON in env": (
+        {"env": [{"name": "LSQ_SINK_HEALTH", "value": '{"port": 9600}'}]},
+        "env LSQ_SINK_HEALTH: set this in config instead",
+    ),
 }
 
 

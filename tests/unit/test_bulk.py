@@ -8,12 +8,30 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from connector.flow.accounts import BULK, MAIN, Account
+from connector.flow.bulk import BulkPlanner
+from connector.flow.gates import RateGate
 from connector.lsq.bulk import bulk_answer, bulk_request, row_of
-from connector.records import Accepted, Answer, DeadLetter, Payload
-from tests.unit.pipeline_fakes import ACCEPTED, UNAVAILABLE, harness, record
+from connector.pipeline import Pipeline
+from connector.records import Accepted, Answer, DeadLetter, Payload, SourceRecord
+from connector.settings.model import FlowSettings, RetrySettings
+from connector.transform.mapping import MappingSpec, compile_mapping
+from connector.transform.route import Route
+from tests.unit.pipeline_fakes import (
+    ACCEPTED,
+    UNAVAILABLE,
+    Clock,
+    FakeCalls,
+    FakeInput,
+    FakeOutput,
+    FakeRecovery,
+    Harness,
+    harness,
+    record,
+)
 
 if TYPE_CHECKING:
-    from tests.unit.pipeline_fakes import Harness, Sent
+    from tests.unit.pipeline_fakes import Sent
 
 CAPTURE = "/v2/LeadManagement.svc/Lead/Bulk/CreateOrUpdate"
 ACTIVITIES = "/v2/ProspectActivity.svc/Bulk/CustomActivity/Add/ByLeadField"
@@ -149,6 +167,44 @@ def test_a_call_that_fails_as_a_whole_settles_every_row_alike(
     settled = bulk_answer("capture", 3)(reply)
     assert settled.call.kind == call
     assert [m.kind for m in settled.members] == [rows] * 3
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        Answer(None, error="ReadTimeout: timed out", maybe_sent=True),
+        Answer(None, error="RemoteProtocolError: Server disconnected", maybe_sent=True),
+        Answer(503, b'{"message":"Service Unavailable"}'),
+        Answer(500, b'{"ExceptionType":"System.TimeoutException","ExceptionMessage":"x"}'),
+    ],
+    ids=["timeout", "dropped-after-sending", "503", "500-system-error"],
+)
+def test_a_bulk_activity_call_that_may_have_been_posted_is_never_posted_again(
+    reply: Answer,
+) -> None:
+    """Like a 200 without rows: its activities may be in LeadSquared, so each row is
+    dead-lettered saying so (to check and replay), while the account still counts the call as a
+    failure (it may be down); a lead upsert in the same case is simply retried."""
+    settled = bulk_answer("lead_and_activity", 3)(reply)
+    assert settled.call.kind == "retry"
+    assert [m.kind for m in settled.members] == ["permanent"] * 3
+    assert "may have been posted: not sent again" in settled.members[0].reason
+    assert [m.kind for m in bulk_answer("capture", 3)(reply).members] == ["retry"] * 3
+
+
+@pytest.mark.parametrize(
+    ("reply", "kind"),
+    [
+        (Answer(None, error="ConnectError: refused", maybe_sent=False), "retry"),
+        (Answer(408, b"Request Timeout"), "retry"),
+        (Answer(429, b'{"message":"Too Many Requests"}'), "throttled"),
+    ],
+    ids=["never-sent", "408", "429"],
+)
+def test_a_bulk_activity_call_that_was_not_applied_goes_again(reply: Answer, kind: str) -> None:
+    """A call that never left (connection refused), was not read whole (408) or was throttled
+    posted nothing: its rows go again."""
+    assert [m.kind for m in bulk_answer("lead_and_activity", 2)(reply).members] == [kind] * 2
 
 
 def test_an_error_for_a_one_row_call_is_that_records_own() -> None:
@@ -312,3 +368,100 @@ def test_neither_budget_is_exceeded_in_any_window_and_every_record_has_one_outco
         worst = max(sum(1 for t in times if start <= t < start + window) for start in times)
         assert worst <= limit
     assert len(bulk_calls(h)) > 5  # the backlog did go in bulk calls
+
+
+# -- bulk activity calls in the loop ---------------------------------------------------------------
+
+
+def activity_route() -> Route:
+    spec = MappingSpec.model_validate(
+        {"search_by": "EmailAddress", "lead": {"EmailAddress": "email"}, "activity": {"event": 201}}
+    )
+    return Route(
+        name="visits",
+        account="main",
+        operation="lead_and_activity",
+        mode="async",
+        on_delete="skip",
+        decode=json.loads,
+        render=compile_mapping("lead_and_activity", spec).render,
+        bulk=(2, 25),
+    )
+
+
+def activity_harness() -> Harness:
+    """The loop over fakes with one bulk activity route (topic ``visits``), bulk budget 4."""
+    clock, retry, the_route = Clock(), RetrySettings(), activity_route()
+    gates = {MAIN: RateGate(25, 5.0, margin=0.0), BULK: RateGate(4, 5.0, margin=0.0)}
+    limits = {MAIN: (25, 5.0), BULK: (4, 5.0)}
+    account = Account("main", gates, 4, cooldown=5.0, retry=retry, limits=limits)
+    output, calls, source = FakeOutput(), FakeCalls(clock), FakeInput()
+    pipeline = Pipeline(
+        routes=lambda topic: the_route if topic == "visits" else None,
+        accounts={"main": account},
+        output=output,
+        calls=calls,
+        recovery=FakeRecovery({}),
+        retry=retry,
+        flow=FlowSettings(commit_interval_seconds=0.001),
+        planner=BulkPlanner(lambda topic: the_route if topic == "visits" else None),
+        clock=clock,
+        wall=lambda: 1_700_000_000.0,
+        draw=lambda: 0.5,
+    )
+    pipeline.attach(source)
+    source.listener = pipeline
+    return Harness(pipeline, source, output, calls, clock, account)
+
+
+def visit(offset: int) -> SourceRecord:
+    row = {"email": f"v{offset}@x.io"}
+    value = json.dumps({"op": "c", "before": None, "after": row}).encode()
+    return SourceRecord("visits", 0, offset, f"k{offset}".encode(), value)
+
+
+def posted(h: Harness) -> list[str]:
+    """The lead of every activity posted, bulk rows and single calls alike, in order."""
+    out: list[str] = []
+    for sent in h.calls.sent:
+        body = sent.request.body
+        if sent.request.endpoint.path == ACTIVITIES:
+            assert isinstance(body, list)
+            out += [row["SearchByValue"] for row in body]
+        else:
+            assert isinstance(body, dict)
+            out.append(body["LeadDetails"][0]["Value"])
+    return out
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [Answer(None, error="ReadTimeout: timed out"), UNAVAILABLE],
+    ids=["timeout", "503"],
+)
+def test_the_activities_of_a_timed_out_bulk_call_are_never_sent_again(failure: Answer) -> None:
+    """A bulk activity call times out (or gets a 503): its records are dead-lettered as maybe
+    posted and committed, and none of their activities is posted again, in bulk or alone; the
+    activities after it go in single calls until LeadSquared answers again, then in bulk."""
+    h = activity_harness()
+    h.feed(*(visit(i) for i in range(3)))
+    h.turn()
+    assert [s.request.endpoint.path for s in h.calls.sent] == [ACTIVITIES]
+    h.calls.answer(failure)
+    h.feed(*(visit(i) for i in range(3, 6)))
+    for _ in range(10):
+        h.turn()
+        h.calls.answer(ACCEPTED)
+        h.clock.advance(1.0)
+    assert posted(h) == [f"v{i}@x.io" for i in range(6)]  # each activity posted once
+    assert [s.request.endpoint.path for s in h.calls.sent[1:]] == ["/activity/createcustom"] * 3
+    letters = [w for w in h.output.written if w.kind == "dead_letter"]
+    assert [w.record.offset for w in letters] == [0, 1, 2]
+    why = letters[0].data
+    assert isinstance(why, DeadLetter)
+    assert (why.stage, why.attempts) == ("submit", 1)
+    assert "may have been posted" in why.reason
+    assert h.input.committed_positions() == {("visits", 0): 6}
+    h.feed(*(visit(i) for i in range(6, 9)))  # LeadSquared answers again: bulk calls again
+    h.turn()
+    assert h.calls.sent[-1].request.endpoint.path == ACTIVITIES

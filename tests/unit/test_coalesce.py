@@ -1,27 +1,77 @@
-"""Coalesced changes (SPEC §12): changes of one key waiting together go out as one call carrying
-the latest (or merged) state; each source record keeps its own outcome, in per-key order."""
+"""Coalesced changes (SPEC §12): changes of one key waiting together go out as one call that
+leaves LeadSquared as the calls one by one would (SPEC §2.9); each source record keeps its own
+outcome, in per-key order. What LeadSquared keeps of each change: test_coalesce_rules.py."""
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import pytest
 
 from connector.lsq.coalesce import combine
 from connector.records import Accepted, Payload, SourceRecord
+from connector.testing.sim.records import LeadField
+from tests.unit.coalesce_fakes import (
+    EMAIL,
+    MODES,
+    SEARCH,
+    attrs,
+    both_ways,
+    capture,
+    fields,
+    fresh_store,
+    leads,
+    send,
+)
 from tests.unit.pipeline_fakes import ACCEPTED, DUPLICATE, THROTTLED, harness
 
-
-def attrs(*pairs: tuple[str, Any]) -> list[dict[str, Any]]:
-    return [{"Attribute": name, "Value": value} for name, value in pairs]
-
-
-SEARCH = ("SearchBy", "EmailAddress")
+if TYPE_CHECKING:
+    from connector.lsq.coalesce import Coalesce
 
 
-def test_latest_is_the_later_payload() -> None:
-    earlier = Payload("capture", (), attrs(("EmailAddress", "a@x.io"), ("Phone", "1"), SEARCH))
-    later = Payload("capture", (), attrs(("EmailAddress", "a@x.io"), SEARCH))
+# --- X → A → null: a null left out must not undo the change before it (pins the fix) --------
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_null_after_a_change_keeps_the_change(mode: Coalesce) -> None:
+    """X → A → null ends at A, as the calls one by one leave it (not at X: the null is left out
+    of the later payload, so that payload alone would not touch the field)."""
+    existing = [LeadField("EmailAddress", "a@x.io"), LeadField("Phone", "X")]
+    one_by_one, together = both_ways(mode, [capture(("Phone", "A")), capture()], existing)
+    assert fields(one_by_one) == fields(together) == [{"EmailAddress": "a@x.io", "Phone": "A"}]
+
+
+def test_latest_carries_what_the_later_payload_left_out_after_its_own_attributes() -> None:
+    earlier = Payload("capture", (), attrs(EMAIL, ("Phone", "1"), SEARCH))
+    later = Payload("capture", (), attrs(EMAIL, SEARCH))
+    combined = combine("latest", earlier, later)
+    assert combined is not None
+    assert combined.body == attrs(EMAIL, ("Phone", "1"), SEARCH)
+
+
+def test_latest_is_the_later_payload_when_it_names_every_attribute() -> None:
+    earlier = Payload("capture", (), attrs(("Phone", "1"), EMAIL, SEARCH))
+    later = Payload("capture", (), attrs(EMAIL, ("Phone", "2"), SEARCH))
     assert combine("latest", earlier, later) == later
+
+
+def test_x_then_a_then_null_through_the_dispatcher_leaves_a_in_leadsquared() -> None:
+    """r0 (name X) is out; r1 (A) and r2 (null) wait and go as one call: applied to the lead
+    store after r0, it leaves A, as r1 and r2 one by one would."""
+    h = harness(coalesce="latest")
+    h.feed(change(0, "k", lead(0, name="X")))
+    h.turn()
+    h.feed(change(1, "k", lead(1, name="A")), change(2, "k", {"email": "a@x.io", "name": None}))
+    h.calls.answer(ACCEPTED)
+    h.turn(2)
+    assert len(h.calls.sent) == 2
+    store = fresh_store()
+    for sent in h.calls.sent:
+        body = sent.request.body
+        assert isinstance(body, list)
+        send(store, Payload("capture", sent.request.params, body))
+    assert fields(leads(store)) == [{"EmailAddress": "a@x.io", "FirstName": "A"}]
 
 
 def test_merge_is_what_both_calls_in_turn_would_leave() -> None:

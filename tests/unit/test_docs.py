@@ -86,7 +86,7 @@ def test_readme_lists_every_metric() -> None:
     tracking = TrackingView(1, ("leads",), (("main", "capture", 5, 0.0),))
     served = families(Snapshot(accounts=(account,), tracking=tracking))
     names = [family.name + ("_total" if family.type == "counter" else "") for family in served]
-    assert len(names) == 35
+    assert len(names) == 37
     assert [name for name in names if f"`{name}" not in README] == []
 
 

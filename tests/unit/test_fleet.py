@@ -48,11 +48,21 @@ class Fleet:
     replicas: list[Replica]
     rng: random.Random
     arrivals: list[float] = field(default_factory=list)
-    events: list[tuple[float, int, frozenset[int]]] = field(default_factory=list)
+    events: list[tuple[float, int, frozenset[int] | None, tuple[int, float] | None]] = field(
+        default_factory=list
+    )
+    learned: dict[int, tuple[int, float] | None] = field(default_factory=dict)
+    sent: dict[int, list[float]] = field(default_factory=dict)  # send times by replica
 
     def give(self, at: float, replica: int, owned: set[int]) -> None:
         """At wall time ``at``, ``replica`` computes its share for owning ``owned``."""
-        self.events.append((at, replica, frozenset(owned)))
+        self.events.append((at, replica, frozenset(owned), None))
+        self.events.sort(key=lambda e: e[0])
+
+    def teach(self, at: float, replica: int, rate: tuple[int, float] | None) -> None:
+        """At wall time ``at``, ``replica`` learns that only ``rate`` may be used (``None``: the
+        configured budget again) and computes its share anew."""
+        self.events.append((at, replica, None, rate or (0, 0.0)))
         self.events.sort(key=lambda e: e[0])
 
     def run(self, seconds: float, concurrency: int = 4) -> None:
@@ -60,15 +70,23 @@ class Fleet:
         now = 0.0
         while now < seconds:
             while self.events and self.events[0][0] <= now:
-                _, index, owned = self.events.pop(0)
+                _, index, owned, rate = self.events.pop(0)
                 replica = self.replicas[index]
-                replica.owned = set(owned)
-                budget = share(self.calls, replica.owned, self.partitions)
+                replica.owned = replica.owned if owned is None else set(owned)
+                if rate is not None:
+                    self.learned[index] = rate if rate[0] else None
+                learned, turn = self.learned.get(index), replica.gate.turn
+                budget = share(
+                    self.calls, replica.owned, self.partitions, learned, window=5.0, turn=turn
+                )
                 skew = self.rng.uniform(-SKEW, SKEW)
-                replica.gate.resize(budget, now - replica.offset, replica.offset + skew)
-            for replica in self.replicas:
+                local, moved = now - replica.offset, owned is not None
+                replica.gate.resize(budget, local, replica.offset + skew, moved=moved)
+            for index, replica in enumerate(self.replicas):
+                before = len(self.arrivals)
                 self._serve(replica, now, concurrency)
-            now = max(self._next(now), now + 1e-4)
+                self.sent.setdefault(index, []).extend([now] * (len(self.arrivals) - before))
+            now = max(self._next(now, concurrency), now + 1e-4)
 
     def _serve(self, replica: Replica, now: float, concurrency: int) -> None:
         local = now - replica.offset
@@ -82,20 +100,24 @@ class Fleet:
             self.arrivals.append(now + self.rng.uniform(0, min(rtt, TURN_GUARD_S - SKEW)))
             replica.in_flight.append((now + rtt, slot))
 
-    def _next(self, now: float) -> float:
+    def _next(self, now: float, concurrency: int) -> float:
         times = [e[0] for e in self.events[:1]]
         for replica in self.replicas:
             times += [answered for answered, _ in replica.in_flight]
+            if len(replica.in_flight) >= concurrency:
+                continue  # nothing goes before an answer
             wait = replica.gate.wait(now - replica.offset)
             if wait != math.inf:
                 times.append(now + wait)
         return min(times, default=now + 1.0)
 
-    def most_in_a_window(self) -> int:
-        """The most calls LeadSquared counted in any closed window of W seconds."""
-        times = sorted(self.arrivals)
+    def most_in_a_window(self, window: float | None = None, since: float = 0.0) -> int:
+        """The most calls LeadSquared counted in any closed window of W seconds (or
+        ``window``), among those counted from ``since`` on."""
+        times = sorted(t for t in self.arrivals if t >= since)
+        span = self.window if window is None else window
         return max(
-            (bisect.bisect_right(times, t + self.window) - i for i, t in enumerate(times)),
+            (bisect.bisect_right(times, t + span) - i for i, t in enumerate(times)),
             default=0,
         )
 

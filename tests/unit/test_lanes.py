@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from connector.flow.lanes import Job, Lanes
-from connector.records import Payload, SourceRecord
+from connector.records import Payload, Skip, SourceRecord
 
 PAYLOAD = Payload("capture", (), [])
 
@@ -13,6 +13,13 @@ PAYLOAD = Payload("capture", (), [])
 def _job(offset: int, key: bytes | None, account: str = "main", partition: int = 0) -> Job:
     record = SourceRecord("leads", partition, offset, key, b"v")
     return Job(record, "leads", account, PAYLOAD, queued_at=0.0)
+
+
+def _skip(offset: int, key: bytes | None, partition: int = 0) -> Job:
+    """A record that needs no call (a skipped delete), waiting for its turn."""
+    job = _job(offset, key, partition=partition)
+    job.outcome = Skip("delete")
+    return job
 
 
 def _offsets(jobs: list[Job | None]) -> list[int | None]:
@@ -107,3 +114,34 @@ def test_take_with_a_filter_skips_jobs_it_rejects() -> None:
     assert _offsets([lanes.take("main", 0.0, lambda j: j.record.offset > 0)]) == [1]
     assert _offsets([lanes.take("main", 0.0, lambda _: False)]) == [None]
     assert _offsets([lanes.take("main", 0.0), lanes.take("main", 0.0)]) == [0, 2]
+
+
+def test_a_ready_made_outcome_is_never_handed_out_and_is_due_at_its_turn() -> None:
+    """A record without a call waits behind its key's earlier job (in flight), is due once that
+    one finished, and the key's later job waits for it in turn; other keys are not held."""
+    lanes = Lanes()
+    first, skipped, later, other = _job(0, b"k"), _skip(1, b"k"), _job(2, b"k"), _job(3, b"o")
+    for job in (first, skipped, later, other):
+        lanes.add(job)
+    assert _offsets([lanes.take("main", 0.0) for _ in range(3)]) == [0, 3, None]
+    assert lanes.due() == []
+    lanes.finish(first)
+    assert lanes.due() == [skipped]
+    assert (lanes.due(), lanes.take("main", 0.0)) == ([], None)  # `later` waits for the skip
+    lanes.finish(skipped)
+    assert lanes.take("main", 0.0) is later
+
+
+def test_ready_made_outcomes_of_a_revoked_partition_are_dropped_not_due() -> None:
+    """Revoking a partition drops its records without a call like any job: handed back, never
+    settled, whether still queued or already due."""
+    lanes = Lanes()
+    first, queued = _job(0, b"k"), _skip(1, b"k")
+    lanes.add(first)
+    lanes.add(queued)
+    due = _skip(0, b"j", partition=1)
+    lanes.add(due)  # alone in its lane: due at once
+    assert lanes.take("main", 0.0) is first
+    dropped = lanes.drop([("leads", 0), ("leads", 1)])
+    assert {id(j) for j in dropped} == {id(first), id(queued), id(due)}
+    assert (lanes.due(), len(lanes)) == ([], 0)

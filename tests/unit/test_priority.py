@@ -108,8 +108,9 @@ def test_the_snapshot_flag_is_no_part_of_the_call() -> None:
 @pytest.mark.parametrize("mode", ["latest", "merge"])
 def test_a_combined_payload_is_live_if_either_part_is(mode: Any) -> None:
     """Coalescing keeps the call as it was and the flag of the live part, if any."""
-    one = Payload("capture", (), [{"Attribute": "Phone", "Value": "1"}])
-    two = Payload("capture", (), [{"Attribute": "City", "Value": "Pune"}])
+    email = {"Attribute": "EmailAddress", "Value": "k@x.io"}  # the same lead: they may combine
+    one = Payload("capture", (), [email, {"Attribute": "FirstName", "Value": "K"}])
+    two = Payload("capture", (), [email, {"Attribute": "City", "Value": "Pune"}])
     plain = combine(mode, one, two)
     assert plain is not None
     for first, second in itertools.product([False, True], repeat=2):
@@ -227,9 +228,9 @@ def test_a_live_change_coalesced_into_a_waiting_snapshot_read_makes_it_live() ->
     goes ahead of the older snapshot reads of other keys (share 0, one call at a time)."""
     h = harness(concurrency=1, coalesce="latest", flow=_flow(0))
     h.feed(*(record(i, f"k{i}", f"r{i}@x.io", op="r") for i in range(4)))
-    h.feed(record(4, "k3", "live@x.io", op="u"))
+    h.feed(record(4, "k3", "r3@x.io", op="u"))  # the same lead: it may combine
     run_until_done(h)
-    assert h.calls.emails == ["live@x.io", "r0@x.io", "r1@x.io", "r2@x.io"]
+    assert h.calls.emails == ["r3@x.io", "r0@x.io", "r1@x.io", "r2@x.io"]
     assert h.pipeline.tally.coalesced == 1
 
 

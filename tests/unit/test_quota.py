@@ -1,6 +1,6 @@
 """The daily quota (SPEC §7): never more than the quota less the reserve in any rolling day, for a
 fleet whose partitions move and for processes that restart; evenly paced by default; records wait
-for it, never dead-lettered."""
+for it, never dead-lettered; a calendar day read back whole, however long it is."""
 
 from __future__ import annotations
 
@@ -11,11 +11,12 @@ import random
 from collections import defaultdict
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Literal
+from zoneinfo import ZoneInfo
 
 import pytest
 from pydantic import ValidationError
 
-from connector.flow.quota import SLICES, Quota, midnights
+from connector.flow.quota import SLICES, Quota, Quotas, midnights
 from connector.settings.accounts import AccountSettings
 from tests.unit.pipeline_fakes import ACCEPTED, harness, record
 
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
     from collections.abc import Collection
 
     from connector.flow.offsets import TopicPartitionKey
-    from connector.flow.quota import Spent
+    from connector.flow.quota import Report, Spent
 
 DAY = 86_400.0
 TPS = [("leads", p) for p in range(6)]
@@ -48,10 +49,36 @@ class TopicLog:
         for tp, number, calls in counts:
             self.counts[account, tp, number] = calls
 
+    def reports(self) -> list[Report]:
+        return []  # every count is taken at once
+
     def flush(self, timeout: float) -> bool:
         del timeout
         self.flushes += 1
         return True
+
+
+class StampedLog(TopicLog):
+    """The quota topic with the time each count was written (``wall``), read back from ``since``
+    as Kafka's timestamps would have it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.wall = 0.0
+        self.written: dict[tuple[str, TopicPartitionKey, int], float] = {}
+        self.asked: list[float] = []  # each read's ``since``
+
+    def write(self, account: str, counts: Collection[Spent]) -> None:
+        super().write(account, counts)
+        self.written |= {(account, tp, number): self.wall for tp, number, _ in counts}
+
+    def read(self, tps: Collection[TopicPartitionKey], since: float) -> dict[str, list[Spent]]:
+        self.asked.append(since)
+        found: defaultdict[str, list[Spent]] = defaultdict(list)
+        for key, calls in self.counts.items():
+            if key[1] in tps and self.written[key] >= since:
+                found[key[0]].append((key[1], key[2], calls))
+        return dict(found)
 
 
 def most_in_any_day(times: list[float], day: float = DAY) -> int:
@@ -222,3 +249,49 @@ def test_records_wait_for_the_quota_and_are_never_dead_lettered_across_a_restart
     second.turn(20)
     assert len(second.calls.sent) == 3
     assert sorted(second.output.kinds().values()) == ["result"] * 3
+
+
+LONDON = ZoneInfo("Europe/London")
+
+
+def test_a_25_hour_calendar_day_is_read_back_whole_after_a_restart() -> None:
+    """Europe/London, Sunday 25 October 2026, when the clocks go back: a day of 25 hours. Calls
+    spent ten minutes after its midnight still count at 23:30 that day, 24 h 30 min later, in a
+    new process that read the quota topic back: 40 calls left of 100, not 100."""
+    midnight = datetime(2026, 10, 25, tzinfo=LONDON).timestamp()
+    assert midnights("Europe/London")(midnight + 1) - midnight == 25 * 3600
+    log = StampedLog()
+    first = Quota(100, DAY, "greedy", midnights("Europe/London"))
+    first.share(TPS[:1], 1, offset=midnight)  # the loop's time 0 is that midnight
+    log.wall = midnight + 600
+    for _ in range(60):
+        first.charge(TPS[0], 600.0)
+    Quotas({"a": first}, log).settle(1.0)
+    late = datetime(2026, 10, 25, 23, 30, tzinfo=LONDON).timestamp()
+    assert late - midnight == 24.5 * 3600  # still the same calendar day
+    second = Quota(100, DAY, "greedy", midnights("Europe/London"))
+    Quotas({"a": second}, log).restore(TPS[:1], late)
+    second.share(TPS[:1], 1, offset=late)
+    assert second.left(0.0) == 40
+    assert log.asked[-1] <= midnight - DAY / SLICES  # from a slice before the day began
+    assert second.left(datetime(2026, 10, 26, tzinfo=LONDON).timestamp() - late) == 100
+
+
+def test_a_rolling_day_is_read_back_from_a_day_and_a_slice_ago() -> None:
+    """Without a calendar day, the read-back window is as it always was, however the clocks
+    change: a day and a slice."""
+    log = StampedLog()
+    quotas = Quotas({"a": Quota(100, DAY, "greedy")}, log)
+    for wall in (datetime(2026, 10, 25, 23, 30, tzinfo=LONDON).timestamp(), 1_700_000_000.0):
+        quotas.restore(TPS, wall)
+        assert log.asked[-1] == wall - DAY - DAY / SLICES
+
+
+def test_a_calendar_day_reads_back_the_longer_of_its_day_and_a_rolling_day() -> None:
+    """Just after midnight a rolling day reaches further back than the calendar day: the read
+    starts at the earlier of the two (never later than a rolling day)."""
+    log = StampedLog()
+    quotas = Quotas({"a": Quota(100, DAY, "greedy", midnights("Asia/Kolkata"))}, log)
+    just_after = datetime(2026, 12, 4, 0, 10, tzinfo=ZoneInfo("Asia/Kolkata")).timestamp()
+    quotas.restore(TPS, just_after)
+    assert log.asked[-1] == just_after - DAY - DAY / SLICES

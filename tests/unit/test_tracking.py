@@ -7,90 +7,31 @@ from __future__ import annotations
 import json
 
 from connector.flow.tracking import Unfinished
-from connector.records import Accepted, Answer, DeadLetter, SourceRecord
-from connector.settings.status import CanarySettings, QueueSettings, StatusSettings
-from tests.unit.pipeline_fakes import FakeCalls, Harness, Sent, harness, record
-
-FIRST_POLL = 5.0
-NO_CANARY = CanarySettings(calls=0)
-NO_QUEUE = QueueSettings(enabled=False)
-
-
-def _status(**changes: object) -> StatusSettings:
-    base: dict[str, object] = {
-        "enabled": True,
-        "first_poll_seconds": FIRST_POLL,
-        "max_poll_interval_seconds": 40.0,
-        "give_up_seconds": 600.0,
-        "canary": NO_CANARY,
-        "queue": NO_QUEUE,
-    }
-    return StatusSettings.model_validate(base | changes)
-
-
-def _accept_all(calls: FakeCalls) -> None:
-    """Answer each open submit call with a RequestID of its own (req-<ticket>)."""
-    for sent in [s for s in calls.sent if s.ticket not in calls.done]:
-        body = json.dumps({"Status": "Request accepted", "RequestID": f"req-{sent.ticket}"})
-        calls.answers.append((sent.ticket, Answer(200, body.encode())))
-        calls.done.add(sent.ticket)
-
-
-def _task(status: str, reason: str, **extra: object) -> Answer:
-    task = {"Status": status, "StatusReason": reason, "RequestBody": "[]", "Message": None}
-    return Answer(200, json.dumps({"RequestId": "x", "TaskStatus": task | extra}).encode())
-
-
-SUCCESS = _task(
-    "Success",
-    "Request was successfully completed",
-    Message=json.dumps({"Status": "Success", "Message": {"Id": "a1", "RelatedId": "lead-9"}}),
+from connector.records import Answer, DeadLetter, SourceRecord
+from tests.unit.pipeline_fakes import harness, record
+from tests.unit.tracking_fakes import (
+    DUPLICATE,
+    FIRST_POLL,
+    IN_QUEUE,
+    SUCCESS,
+    TYPO,
+    accept_all,
+    deliver,
+    follow_ups,
+    request_id,
+    status_settings,
 )
-IN_QUEUE = _task("In-Queue", "")
-DUPLICATE = _task(
-    "FAILURE", "A Lead with same Email already exists.", ExceptionType="MXDuplicateEntryException"
-)
-TYPO = _task(
-    "FAILURE",
-    "Attribute 'mx_Ciyt' does not exist",
-    ExceptionType="MXUnknownAttributeException",
-    RequestBody=json.dumps([{"Attribute": "mx_Ciyt", "Value": "Pune"}]),
-)
-
-
-def _request_id(sent: Sent) -> str:
-    return dict(sent.request.params)["RequestID"]
-
-
-def _follow_ups(h: Harness) -> list[tuple[int, Accepted]]:
-    return [
-        (w.record.offset, w.data)
-        for w in h.output.written
-        if isinstance(w.data, Accepted) and w.data.status != "accepted"
-    ]
-
-
-def _deliver(h: Harness, count: int) -> None:
-    """Feed ``count`` records and have every call accepted (as fast as the budget allows)."""
-    h.feed(*(record(i, f"k{i}", f"lead{i}@example.com") for i in range(count)))
-    for _ in range(10_000):
-        h.turn()
-        _accept_all(h.calls)
-        if h.pipeline.tally.accepted == count:
-            return
-        h.clock.advance(0.01)
-    raise AssertionError(f"{h.pipeline.tally.accepted} of {count} accepted")
 
 
 def test_each_accepted_call_is_polled_until_terminal_and_gets_one_follow_up_per_record() -> None:
-    h = harness(status=_status())
+    h = harness(status=status_settings())
     assert h.tracked is not None
     polls = h.tracked.calls
-    _deliver(h, 4)
+    deliver(h, 4)
     assert polls.sent == []  # not before first_poll_seconds
     h.clock.advance(FIRST_POLL)
     h.turn()
-    assert sorted(_request_id(s) for s in polls.sent) == [f"req-{t}" for t in range(4)]
+    assert sorted(request_id(s) for s in polls.sent) == [f"req-{t}" for t in range(4)]
     assert {s.request.endpoint.path for s in polls.sent} == {"/lead/status"}
     polls.answer(IN_QUEUE)
     h.turn(2)
@@ -100,7 +41,7 @@ def test_each_accepted_call_is_polled_until_terminal_and_gets_one_follow_up_per_
     assert len(polls.sent) == 8
     polls.answer(SUCCESS)
     h.turn(2)
-    follow = _follow_ups(h)
+    follow = follow_ups(h)
     assert sorted(offset for offset, _ in follow) == [0, 1, 2, 3]
     assert {(a.status, a.lead_id, a.reason) for _, a in follow} == {
         ("succeeded", "lead-9", "Request was successfully completed")
@@ -111,24 +52,24 @@ def test_each_accepted_call_is_polled_until_terminal_and_gets_one_follow_up_per_
 
 
 def test_commits_never_wait_for_a_check() -> None:
-    h = harness(status=_status())
-    _deliver(h, 3)
+    h = harness(status=status_settings())
+    deliver(h, 3)
     h.turn()
     assert h.input.committed_positions() == {("leads", 0): 3}
     assert h.pipeline.tally.succeeded == 0
 
 
 def test_a_failed_request_is_dead_lettered_as_it_was_and_its_follow_up_says_why() -> None:
-    h = harness(status=_status())
+    h = harness(status=status_settings())
     assert h.tracked is not None
     original = record(0, "k0", "lead0@example.com")
     h.tracked.originals.stored[(("leads", 0), 0)] = original
-    _deliver(h, 2)  # the second one is no longer readable
+    deliver(h, 2)  # the second one is no longer readable
     h.clock.advance(FIRST_POLL)
     h.turn()
     h.tracked.calls.answer(DUPLICATE)
     h.turn(2)
-    follow = dict(_follow_ups(h))
+    follow = dict(follow_ups(h))
     assert {a.status for a in follow.values()} == {"failed"}
     assert follow[0].reason == "A Lead with same Email already exists."
     assert "no longer readable" in (follow[1].reason or "")
@@ -142,14 +83,14 @@ def test_a_failed_request_is_dead_lettered_as_it_was_and_its_follow_up_says_why(
 
 
 def test_no_terminal_status_before_the_give_up_time_is_unknown() -> None:
-    h = harness(status=_status(give_up_seconds=30.0))
+    h = harness(status=status_settings(give_up_seconds=30.0))
     assert h.tracked is not None
-    _deliver(h, 1)
+    deliver(h, 1)
     for _ in range(20):
         h.clock.advance(5.0)
         h.turn()
         h.tracked.calls.answer(Answer(404, b'{"message":"No request found"}'))
-    [(_, follow)] = _follow_ups(h)
+    [(_, follow)] = follow_ups(h)
     assert follow.status == "unknown"
     assert "no terminal status within 30 s" in (follow.reason or "")
     assert "404" in (follow.reason or "")
@@ -157,7 +98,7 @@ def test_no_terminal_status_before_the_give_up_time_is_unknown() -> None:
 
 
 def test_unfinished_checks_read_back_on_assignment_are_polled() -> None:
-    h = harness(status=_status())
+    h = harness(status=status_settings())
     assert h.tracked is not None
     wall = 1_700_000_000.0 + h.clock()
     kept = SourceRecord("leads", 0, 7, b"k7", None)
@@ -166,12 +107,12 @@ def test_unfinished_checks_read_back_on_assignment_are_polled() -> None:
     h.turn()
     [(tps, since)] = h.tracked.unchecked.asked
     assert tps == [("leads", 0)]
-    assert since == wall - 600.0
+    assert since == wall - 2 * 600.0  # two give_up_seconds: the older half ends unknown
     h.turn()
-    assert [_request_id(s) for s in h.tracked.calls.sent] == ["req-old"]  # overdue: at once
+    assert [request_id(s) for s in h.tracked.calls.sent] == ["req-old"]  # overdue: at once
     h.tracked.calls.answer(SUCCESS)
     h.turn()
-    [(offset, follow)] = _follow_ups(h)
+    [(offset, follow)] = follow_ups(h)
     assert (offset, follow.request_id, follow.attempts, follow.status) == (
         7,
         "req-old",
@@ -181,41 +122,41 @@ def test_unfinished_checks_read_back_on_assignment_are_polled() -> None:
 
 
 def test_polls_take_spare_calls_but_at_most_their_share_while_records_wait() -> None:
-    h = harness(calls=10, window=1.0, concurrency=50, status=_status(max_share=0.2))
+    h = harness(calls=10, window=1.0, concurrency=50, status=status_settings(max_share=0.2))
     assert h.tracked is not None
-    _deliver(h, 20)
+    deliver(h, 20)
     h.clock.advance(FIRST_POLL)
     h.feed(*(record(i, f"k{i}", f"lead{i}@example.com") for i in range(20, 220)))
     sent_before = len(h.calls.sent)
     for _ in range(1000):  # 1 s: one window
         h.turn()
-        _accept_all(h.calls)
+        accept_all(h.calls)
     assert len(h.tracked.calls.sent) == 2  # 20% of 10, although 20 polls are due
     assert len(h.calls.sent) - sent_before >= 7
     h.calls.answer(Answer(500, b""))  # nothing more waits to be sent...
     h.pipeline.step()
-    h2 = harness(calls=10, window=1.0, concurrency=50, status=_status(max_share=0.2))
+    h2 = harness(calls=10, window=1.0, concurrency=50, status=status_settings(max_share=0.2))
     assert h2.tracked is not None
-    _deliver(h2, 20)
+    deliver(h2, 20)
     h2.clock.advance(FIRST_POLL)
     h2.turn()  # ...no backlog: polls take every spare call
     assert len(h2.tracked.calls.sent) >= 8
 
 
 def test_the_canary_halts_a_route_whose_mapping_leadsquared_refuses() -> None:
-    h = harness(status=_status(canary={"calls": 3}))
+    h = harness(status=status_settings(canary={"calls": 3}))
     assert h.tracked is not None
     h.feed(*(record(i, f"k{i}", f"lead{i}@example.com") for i in range(10)))
     for _ in range(20):
         h.turn()
-        _accept_all(h.calls)
+        accept_all(h.calls)
     assert len(h.calls.sent) == 3  # the canary: no more until they are checked
     h.clock.advance(FIRST_POLL)
     h.turn()
     h.tracked.calls.answer(TYPO)
     for _ in range(20):
         h.turn()
-        _accept_all(h.calls)
+        accept_all(h.calls)
     assert len(h.calls.sent) == 3  # halted: nothing more is sent
     assert h.input.committed_positions() == {("leads", 0): 3}  # nor committed past it
     assert ("leads", 0) in h.input.paused
@@ -229,19 +170,19 @@ def test_the_canary_halts_a_route_whose_mapping_leadsquared_refuses() -> None:
 
 
 def test_the_canary_lets_a_route_go_once_its_first_calls_succeeded() -> None:
-    h = harness(status=_status(canary={"calls": 2}))
+    h = harness(status=status_settings(canary={"calls": 2}))
     assert h.tracked is not None
     h.feed(*(record(i, f"k{i}", f"lead{i}@example.com") for i in range(10)))
     for _ in range(20):
         h.turn()
-        _accept_all(h.calls)
+        accept_all(h.calls)
     assert len(h.calls.sent) == 2
     h.clock.advance(FIRST_POLL)
     h.turn()
     h.tracked.calls.answer(SUCCESS)
     for _ in range(40):
         h.turn()
-        _accept_all(h.calls)
+        accept_all(h.calls)
     assert len(h.calls.sent) == 10
     h.clock.advance(1.0)
     h.turn()
@@ -249,7 +190,7 @@ def test_the_canary_lets_a_route_go_once_its_first_calls_succeeded() -> None:
 
 
 def test_a_long_leadsquared_queue_holds_the_budget_and_a_short_one_lets_it_recover() -> None:
-    h = harness(calls=20, window=1.0, status=_status(queue={"poll_seconds": 60.0}))
+    h = harness(calls=20, window=1.0, status=status_settings(queue={"poll_seconds": 60.0}))
     assert h.tracked is not None
     h.turn()
     [metrics] = h.tracked.calls.sent
@@ -273,14 +214,14 @@ def test_a_long_leadsquared_queue_holds_the_budget_and_a_short_one_lets_it_recov
 
 
 def test_sampling_checks_the_same_calls_after_a_restart() -> None:
-    h = harness(calls=100, concurrency=100, status=_status(sample=0.5))
+    h = harness(calls=100, concurrency=100, status=status_settings(sample=0.5))
     assert h.tracked is not None
-    _deliver(h, 40)
+    deliver(h, 40)
     h.clock.advance(FIRST_POLL)
     h.turn()
-    polled = {_request_id(s) for s in h.tracked.calls.sent}
+    polled = {request_id(s) for s in h.tracked.calls.sent}
     assert 8 <= len(polled) <= 32
-    again = harness(calls=100, concurrency=100, status=_status(sample=0.5))
+    again = harness(calls=100, concurrency=100, status=status_settings(sample=0.5))
     assert again.tracked is not None
     wall = 1_700_000_000.0 + again.clock()
     again.tracked.unchecked.found = [
@@ -291,39 +232,39 @@ def test_sampling_checks_the_same_calls_after_a_restart() -> None:
     again.turn()
     again.clock.advance(FIRST_POLL)
     again.turn()
-    assert {_request_id(s) for s in again.tracked.calls.sent} == polled
+    assert {request_id(s) for s in again.tracked.calls.sent} == polled
 
 
 def test_a_call_the_gate_frees_while_records_are_sent_is_theirs_not_a_polls() -> None:
     """Time passes inside a turn: a call the gate frees after the records were sent at ``now`` is
     not spare (the records would have taken it a moment later), so polls stay within their share
     while records wait."""
-    h = harness(calls=10, window=1.0, concurrency=50, status=_status(max_share=0.2))
+    h = harness(calls=10, window=1.0, concurrency=50, status=status_settings(max_share=0.2))
     assert h.tracked is not None
-    _deliver(h, 40)
+    deliver(h, 40)
     h.clock.advance(FIRST_POLL)
     h.feed(*(record(i, f"k{i}", f"lead{i}@example.com") for i in range(40, 400)))
     h.clock.drift = 0.0003
     start = h.clock.now
     for _ in range(3000):
         h.turn()
-        _accept_all(h.calls)
+        accept_all(h.calls)
         h.tracked.calls.answer(IN_QUEUE)
     windows = h.clock.now - start
     assert len(h.tracked.calls.sent) <= 2 * (windows + 1)
 
 
 def test_a_check_a_backlog_kept_from_being_polled_is_polled_once_before_it_gives_up() -> None:
-    h = harness(status=_status(give_up_seconds=30.0))
+    h = harness(status=status_settings(give_up_seconds=30.0))
     assert h.tracked is not None
-    _deliver(h, 1)
+    deliver(h, 1)
     h.account.gates["main"].cool_down(h.clock(), 60.0)  # no call at all for a minute
     for _ in range(13):
         h.clock.advance(5.0)
         h.turn()
     assert len(h.tracked.calls.sent) == 1
-    assert _follow_ups(h) == []
+    assert follow_ups(h) == []
     h.tracked.calls.answer(SUCCESS)
     h.turn()
-    [(_, follow)] = _follow_ups(h)
+    [(_, follow)] = follow_ups(h)
     assert follow.status == "succeeded"

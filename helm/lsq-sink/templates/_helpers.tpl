@@ -181,7 +181,8 @@ value and the fix. Included by the Deployment, so every render runs it.
 {{- /* Settings the chart derives things from must stay in config, and secrets out of the spec. */}}
 {{- range $var := .Values.env }}
 {{- $name := upper (toString $var.name) }}
-{{- if or (hasPrefix "LSQ_SINK_HEALTH__" $name) (eq $name "LSQ_SINK_FLOW__SHUTDOWN_GRACE_SECONDS") }}
+{{- /* Whole sections too: LSQ_SINK_FLOW='{"shutdown_grace_seconds": 60}' is a JSON override. */}}
+{{- if or (hasPrefix "LSQ_SINK_HEALTH" $name) (has $name (list "LSQ_SINK_FLOW" "LSQ_SINK_FLOW__SHUTDOWN_GRACE_SECONDS")) }}
 {{- fail (printf "env %s: set this in config instead: the chart derives the probes, ports and terminationGracePeriodSeconds from config" $var.name) }}
 {{- end }}
 {{- if and (hasKey $var "value") (regexMatch "^LSQ_SINK_.*(ACCESS_KEY|SECRET_KEY|API_KEY|SASL_PASSWORD|BASIC_AUTH_USER_INFO)$" $name) }}
