@@ -9,7 +9,14 @@ shares with others (one call in each turn of a partition it owns: see
 :mod:`connector.flow.gates`). Since each partition has one owner, each lane's calls come from one
 replica at a time, and the fleet never holds more than N calls in any window, whatever the number
 of replicas, partitions or calls. Shares are recomputed on every rebalance; a larger one takes
-effect a turn later (:meth:`connector.flow.gates.RateGate.resize`)."""
+effect a turn later (:meth:`connector.flow.gates.RateGate.resize`).
+
+Replicas learn budgets from the throttle answers each happens to receive, so they may hold
+different ones. The lanes are therefore always laid out over the *configured* budget, and a
+learned budget never deals them anew: below one lane per partition it only closes turns of that
+layout (:mod:`connector.flow.schedule`), the same ones on every replica holding that budget. A
+replica then uses part of what the configured layout gives it, whatever it learned, and the fleet
+never exceeds the configured budget in any window."""
 
 from __future__ import annotations
 

@@ -19,13 +19,16 @@ from connector.flow.gates import TURN_GUARD_S, TURN_SEND_S
 from connector.flow.schedule import thinned
 from tests.unit.test_fleet import fleet
 
+CONCURRENCY = 64  # calls out at once per replica: never what holds a window back here
+
 
 def test_one_replica_learning_a_lower_budget_never_makes_the_fleet_send_more() -> None:
-    """2 replicas, 51 partitions, 25 calls per 5 s; one replica learns 17. Laid out anew over 17
-    lanes, its turns overlapped the other's, and the fleet sent 41 in a 5-s window."""
-    run = fleet(25, 51, [p % 2 for p in range(51)], seed=7)
+    """2 replicas, 51 partitions (the first 26 on one, the rest on the other), 25 calls per 5 s;
+    one replica learns 17. Laid out anew over 17 lanes, its turns overlapped the other's, and the
+    fleet sent 41 in a 5-s window."""
+    run = fleet(25, 51, [0 if p < 26 else 1 for p in range(51)], seed=3)
     run.teach(0.0, 0, (17, 5.0))
-    run.run(300.0)
+    run.run(300.0, concurrency=CONCURRENCY)
     assert run.most_in_a_window() <= 25
     assert run.sent[0]
     assert run.sent[1]
@@ -39,7 +42,7 @@ def test_a_fleet_that_learned_one_budget_keeps_it(partitions: int, learned: int)
     run = fleet(25, partitions, owners, seed=partitions)
     for index in range(3):
         run.teach(0.0, index, (learned, 5.0))
-    run.run(400.0)
+    run.run(400.0, concurrency=CONCURRENCY)
     assert run.most_in_a_window() <= learned
     assert all(run.sent.get(index) for index in set(owners))
 
@@ -49,7 +52,7 @@ def test_a_limit_below_one_call_per_window_is_kept_as_stated() -> None:
     run = fleet(25, 4, [0, 1, 2, 0], seed=3)
     for index in range(3):
         run.teach(0.0, index, (5, 60.0))
-    run.run(600.0)
+    run.run(600.0, concurrency=CONCURRENCY)
     assert run.most_in_a_window(60.0) <= 5
     assert len(run.arrivals) >= 0.6 * 5 * 600 / 60  # most of the stated budget is used
 
@@ -92,7 +95,7 @@ def test_any_mix_of_learned_budgets_stays_within_the_configured_one(
     common = data.draw(rates)
     for index in range(replicas):
         run.teach(200.0, index, common)
-    run.run(360.0)
+    run.run(360.0, concurrency=CONCURRENCY)
     assert run.most_in_a_window() <= calls
     settled = 200.0 + 2 * run.replicas[0].gate.turn
     agreed = (calls, 5.0) if common is None else common
@@ -146,7 +149,7 @@ def test_a_budget_recovering_step_by_step_is_never_held_back_for_long() -> None:
     run = fleet(10, 6, [p % 2 for p in range(6)], seed=5)
     for step, calls in enumerate(range(4, 11)):
         run.teach(10.0 + 5.0 * step, 0, (calls, 5.0))
-    run.run(60.0)
+    run.run(60.0, concurrency=CONCURRENCY)
     assert run.most_in_a_window() <= 10
     times = [t for t in run.sent[0] if 10.0 <= t <= 45.0]
     gaps = [b - a for a, b in itertools.pairwise(times)]
