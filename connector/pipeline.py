@@ -47,7 +47,7 @@ if TYPE_CHECKING:
     from connector.flow.offsets import TopicPartitionKey
     from connector.flow.planner import Planner
     from connector.flow.ports import Calls, Input, Output, Recovery
-    from connector.flow.quota import Quotas
+    from connector.flow.quotas import Quotas
     from connector.flow.tracking import Tracking
     from connector.records import SourceRecord
     from connector.settings.model import FlowSettings, RetrySettings

@@ -22,7 +22,7 @@ from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from connector.adapters.kafka import OwnTopic, build_consumer
 from connector.errors import FatalError
-from connector.flow.quotas import Unread
+from connector.flow.quota_count import Unread
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Collection, Mapping
@@ -30,8 +30,7 @@ if TYPE_CHECKING:
     from confluent_kafka import Consumer, Message
 
     from connector.flow.offsets import TopicPartitionKey
-    from connector.flow.quota import Spent
-    from connector.flow.quotas import Report
+    from connector.flow.quota_count import Report, Spent
 
 __all__ = ["CREATE_ADVICE", "QuotaTopic"]
 

@@ -26,7 +26,8 @@ from connector.flow.bulk import BulkPlanner
 from connector.flow.codec import RESULT_SCHEMA, ResultEncoder
 from connector.flow.fingerprints import Memory
 from connector.flow.gates import RateGate
-from connector.flow.quota import Quota, Quotas, midnights
+from connector.flow.quota import Quota, midnights
+from connector.flow.quotas import Quotas
 from connector.flow.tracking import Tracking
 from connector.logs import Redactor, configure, get_logger
 from connector.pipeline import Pipeline

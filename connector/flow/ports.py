@@ -11,8 +11,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Collection, Mapping
 
     from connector.flow.offsets import TopicPartitionKey
-    from connector.flow.quota import Spent
-    from connector.flow.quotas import Report, Unread
+    from connector.flow.quota_count import Report, Spent, Unread
     from connector.flow.state_log import Receipt, Replay
     from connector.flow.tracking import Unfinished
     from connector.lsq.catalog import Request

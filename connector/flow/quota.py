@@ -39,24 +39,20 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Literal
 
-from connector.flow.quota_count import SliceCount, day_start, midnights
-from connector.flow.quotas import Quotas, Report, Unread
+from connector.flow.quota_count import Report, SliceCount, Spent, Unread, day_start, midnights
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Collection, Iterable
 
     from connector.flow.offsets import TopicPartitionKey
 
-__all__ = ["SLICES", "Quota", "Quotas", "Report", "Spent", "Unread", "midnights"]
+__all__ = ["SLICES", "Quota", "Report", "Spent", "Unread", "midnights"]
 
 #: Time slices of a day: a call counts until a day after the end of its slice.
 SLICES = 288
 #: The even pacing's bucket holds this part of a day's allowance.
 _BURST = 1 / 24
 _EPSILON = 1e-9  # a bucket this close to a whole call has it (float sums fall short)
-
-#: A count read back or to write: (partition, slice number, calls spent in it so far)
-Spent = tuple["TopicPartitionKey", int, int]
 
 
 class Quota:

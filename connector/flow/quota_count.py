@@ -14,7 +14,22 @@ from zoneinfo import ZoneInfo
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-__all__ = ["SliceCount", "day_start", "midnights"]
+    from connector.flow.offsets import TopicPartitionKey
+
+__all__ = ["Report", "SliceCount", "Spent", "Unread", "day_start", "midnights"]
+
+#: A count read back or to write: (partition, slice number, calls spent in it so far)
+Spent = tuple["TopicPartitionKey", int, int]
+#: The broker's word on a count written: (account, partition, slice number, error or ``None``)
+Report = tuple[str, "TopicPartitionKey", int, str | None]
+
+
+@dataclass(frozen=True, slots=True)
+class Unread:
+    """The quota topic could not be read back (wholly): why."""
+
+    why: str
+
 
 #: Longer than any calendar day, so that a midnight this long before a time is before its day.
 _LONGEST_DAY_S = 2 * 86_400.0

@@ -5,9 +5,9 @@ topic fails (SPEC §2.10)."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from connector.flow.quota_count import Unread
 from connector.logs import get_logger
 
 if TYPE_CHECKING:
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from connector.flow.ports import Spending
     from connector.flow.quota import Quota
 
-__all__ = ["RETRY_MAX_S", "RETRY_S", "SAVE_EVERY_S", "Quotas", "Report", "Unread"]
+__all__ = ["RETRY_MAX_S", "RETRY_S", "SAVE_EVERY_S", "Quotas"]
 
 _log = get_logger(__name__)
 
@@ -26,16 +26,6 @@ SAVE_EVERY_S = 0.5
 #: An unusable quota topic is tried again after this long, then twice as long each time, up to
 #: :data:`RETRY_MAX_S` (seconds).
 RETRY_S, RETRY_MAX_S = 5.0, 60.0
-
-#: The broker's word on a count written: (account, partition, slice number, error or ``None``)
-Report = tuple[str, "TopicPartitionKey", int, str | None]
-
-
-@dataclass(frozen=True, slots=True)
-class Unread:
-    """The quota topic could not be read back (wholly): why."""
-
-    why: str
 
 
 class Quotas:

@@ -12,8 +12,8 @@ from confluent_kafka import Producer
 
 from connector.adapters.quota import QuotaTopic, quota_key
 from connector.errors import FatalError
-from connector.flow.quota import SLICES, Quota, Quotas
-from connector.flow.quotas import RETRY_S
+from connector.flow.quota import SLICES, Quota
+from connector.flow.quotas import RETRY_S, Quotas
 from connector.testing.demo import sink_config
 from connector.testing.kafka import create_topics, unique_name
 from connector.testing.registry import SchemaRegistryServer

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from connector.flow.accounts import BULK, MAIN, Account
 from connector.flow.bulk import BulkPlanner
 from connector.flow.gates import RateGate
-from connector.flow.quota import Quotas
+from connector.flow.quotas import Quotas
 from connector.flow.tracking import Tracking
 from connector.pipeline import Pipeline
 from connector.records import Answer, SourceRecord

@@ -16,7 +16,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from pydantic import ValidationError
 
-from connector.flow.quota import SLICES, Quota, Quotas, midnights
+from connector.flow.quota import SLICES, Quota, midnights
+from connector.flow.quotas import Quotas
 from connector.settings.accounts import AccountSettings
 from tests.unit.pipeline_fakes import ACCEPTED, harness, record
 

@@ -12,8 +12,8 @@ from structlog.testing import capture_logs
 
 from connector.adapters.metrics import families
 from connector.flow.observe import Snapshot, account_view
-from connector.flow.quota import Quota, Quotas, Unread
-from connector.flow.quotas import RETRY_MAX_S, RETRY_S
+from connector.flow.quota import Quota, Unread
+from connector.flow.quotas import RETRY_MAX_S, RETRY_S, Quotas
 from tests.unit.pipeline_fakes import ACCEPTED, Harness, harness, record
 from tests.unit.test_quota import TopicLog
 
