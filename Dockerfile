@@ -30,9 +30,13 @@ RUN --mount=type=secret,id=ca \
 
 WORKDIR /app
 
-# Dependency layer: changes only when the lockfile does.
+# Dependency layer: changes only when the lockfile does. The repository is a uv workspace whose
+# other member, devkit/ (simulator and test stack, a dev dependency only), must be declared for
+# `--locked` to check the lockfile: its pyproject.toml is bind-mounted, never copied, and
+# --no-dev keeps the devkit out of the venv.
 COPY pyproject.toml uv.lock ./
 RUN --mount=type=cache,target=/root/.cache/uv \
+    --mount=type=bind,source=devkit/pyproject.toml,target=/app/devkit/pyproject.toml \
     --mount=type=secret,id=ca \
     if [ -s /run/secrets/ca ]; then export SSL_CERT_FILE=/run/secrets/ca; fi \
     && /opt/uv/bin/uv sync --locked --no-dev --no-editable --no-install-project
@@ -41,6 +45,7 @@ RUN --mount=type=cache,target=/root/.cache/uv \
 COPY README.md ./
 COPY connector ./connector
 RUN --mount=type=cache,target=/root/.cache/uv \
+    --mount=type=bind,source=devkit/pyproject.toml,target=/app/devkit/pyproject.toml \
     --mount=type=secret,id=ca \
     if [ -s /run/secrets/ca ]; then export SSL_CERT_FILE=/run/secrets/ca; fi \
     && /opt/uv/bin/uv sync --locked --no-dev --no-editable

@@ -19,7 +19,7 @@ help:  ## list the targets
 $(UV):
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check --target $(TOOLS) uv==$(UV_VERSION)
 
-.venv/.synced: $(UV) pyproject.toml uv.lock
+.venv/.synced: $(UV) pyproject.toml devkit/pyproject.toml uv.lock
 	$(UV) sync --locked --all-extras
 	@touch $@
 
@@ -51,8 +51,8 @@ clean:  ## remove the environment and caches
 	rm -rf .venv .cache .mypy_cache .ruff_cache .pytest_cache
 
 soak: sync  ## reliability trials with larger backlogs; prints the README's Reliability table
-	$(RUN) python -m connector.testing.trials --soak
+	$(RUN) python -m lsq_stack.trials --soak
 
 bench: sync  ## benchmarks: budget use, gate designs, overhead vs bare httpx, latency, tracking
-	$(RUN) python -m connector.testing.bench
-	$(RUN) python -m connector.testing.bench_status
+	$(RUN) python -m lsq_stack.bench
+	$(RUN) python -m lsq_stack.bench_status

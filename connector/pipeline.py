@@ -3,53 +3,42 @@
     consume → decode → unwrap → map → plan calls under the budgets → submit → settle answers
     → record results → commit
 
-Records are prepared by their :class:`~connector.transform.route.Route`; jobs, calls and answers
-are the :class:`~connector.flow.dispatch.Dispatcher`'s; outcomes and offsets are
-:class:`~connector.flow.outcomes.Outcomes`'. HTTP calls run on the submitter's workers and come
-back as answers; everything else is plain state owned by this loop. Outcomes count as durable only
-when the broker acknowledged them, and only contiguous durable prefixes are committed.
+Jobs, calls and answers are the :class:`~connector.flow.dispatch.Dispatcher`'s, outcomes and
+offsets :class:`~connector.flow.outcomes.Outcomes`'; each feature that keeps state per partition
+takes part as a :mod:`~connector.flow.participant`. HTTP calls run on the submitter's workers. Only
+outcomes the broker acknowledged are durable, and only contiguous durable prefixes are committed.
 """
 
 from __future__ import annotations
 
+import random
 import time
 from typing import TYPE_CHECKING
 
 from connector.errors import FatalError
 from connector.flow.deadline import REVOKE_S, Grace
 from connector.flow.dispatch import Dispatcher
+from connector.flow.drain import drain
 from connector.flow.fleet import Shares
-from connector.flow.lanes import Job
-from connector.flow.observe import (
-    Progress,
-    Snapshot,
-    account_view,
-    not_ready,
-    progress_fields,
-    route_backlog,
-    take_snapshot,
-    tracking_fields,
-    tracking_view,
-)
+from connector.flow.intake import intake
 from connector.flow.outcomes import Outcomes, names
+from connector.flow.participant import Loop, Participants
 from connector.flow.pauses import Pauses
 from connector.flow.planner import SinglePlanner
+from connector.flow.reports import Reports
 from connector.logs import flush_logs, get_logger
-from connector.records import DeadLetter, Skip
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable, Mapping, Sequence
 
     from connector.flow.accounts import Account
     from connector.flow.deadline import Deadline
-    from connector.flow.fingerprints import Memory
-    from connector.flow.observe import Tally
+    from connector.flow.observe import Snapshot
     from connector.flow.offsets import TopicPartitionKey
+    from connector.flow.participant import Participant
     from connector.flow.planner import Planner
-    from connector.flow.ports import Calls, Input, Output, Recovery
-    from connector.flow.quotas import Quotas
-    from connector.flow.tracking import Tracking
-    from connector.records import SourceRecord
+    from connector.flow.ports import Calls, Input, Output
+    from connector.flow.tally import Tally
     from connector.settings.model import FlowSettings, RetrySettings
     from connector.transform.route import Route
 
@@ -69,58 +58,57 @@ class Pipeline:
         accounts: Mapping[str, Account],
         output: Output,
         calls: Calls,
-        recovery: Recovery | None = None,
         retry: RetrySettings,
         flow: FlowSettings,
         planner: Planner | None = None,
-        memory: Memory | None = None,
-        quotas: Quotas | None = None,
-        tracking: Tracking | None = None,
+        participants: Sequence[Callable[[Loop], Participant]] = (),
         progress_interval: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
         draw: Callable[[], float] | None = None,
     ) -> None:
-        import random  # noqa: PLC0415 - default jitter source only
-
-        self._routes, self._output, self._recovery = routes, output, recovery
+        self._routes, self._output = routes, output
         self._outcomes = Outcomes(output, wall)
+        loop = Loop(
+            accounts,
+            routes,
+            self._outcomes,
+            clock,
+            wall,
+            committed=lambda tps: self._source().committed(tps),
+            calls_out=lambda route: self._dispatcher.out_by_route[route],
+            doubt=lambda record: self._participants.doubted(record),  # noqa: PLW0108 - built below
+        )
+        self._participants = Participants([build(loop) for build in participants])
         self._dispatcher = Dispatcher(
-            accounts=accounts,
+            loop,
+            self._participants,
             planner=planner or SinglePlanner(routes),
             calls=calls,
-            outcomes=self._outcomes,
-            routes=routes,
             retry=retry,
-            clock=clock,
-            wall=wall,
             draw=draw or random.random,
-            memory=memory,
             snapshot_share=flow.snapshot_share,
-            tracking=tracking,
         )
-        self._memory, self._quotas = memory, quotas
-        self._tracker = self._dispatcher.tracker  # what LeadSquared did with them (SPEC §13)
         self._pauses = Pauses(flow, routes)
         self._flow, self._clock, self._wall = flow, clock, wall
         self._input: Input | None = None
         self._joined = False
         self._shares = Shares(accounts.values(), routes, clock, wall)
         self.last_turn = clock()  # when the loop last turned (for /livez)
-        self.snapshot = Snapshot()  # the state /metrics and /readyz serve, replaced each second
-        self._next_publish = 0.0
-        self._stopping = False
-        self._failed = False
+        self._reports = Reports(loop, self._participants, output, progress_interval)
+        self._stopping = self._failed = False
         self._next_commit = self._next_poll = 0.0
-        self._progress = Progress(progress_interval, clock())
         self._grace = Grace(flow.shutdown_grace_seconds, clock)  # a graceful stop's deadlines
-
-    # -- wiring -------------------------------------------------------------------------------
 
     @property
     def tally(self) -> Tally:
         """What happened so far."""
         return self._outcomes.tally
+
+    @property
+    def snapshot(self) -> Snapshot:
+        """The state /metrics and /readyz serve, replaced about once a second."""
+        return self._reports.snapshot
 
     def attach(self, source: Input) -> None:
         """Use ``source``, which calls back :meth:`assigned`, :meth:`revoked`, :meth:`lost`."""
@@ -162,23 +150,25 @@ class Pipeline:
                 self._flow.poll_batch_size, 0 if self._dispatcher.in_flight else wait
             )
         # 2-4. decode → unwrap → map, into per-key lanes (or straight to an outcome)
+        held = self._participants.held_routes() if records else ()
         for record in records:
-            self._intake(record)
+            intake(
+                record,
+                route_of=self._routes,
+                outcomes=self._outcomes,
+                dispatcher=self._dispatcher,
+                held=held,
+                now=self._clock(),
+            )
         # 5. answers of calls made earlier (wait for them only when some are out)
         self._dispatcher.collect(wait if self._dispatcher.in_flight and not records else 0)
-        # 5b. Status API polls of accepted calls; a route the canary halts is held back
-        if self._tracker is not None:
-            self._tracker.poll()
-            self._hold_halted()
+        self._participants.before_calls()
+        self._hold()  # e.g. routes the canary halted
         # 6. rate-limit (this replica's shares of the budgets, as learned) → plan → submit
         if not self._failed:
             self._shares.update(source)
-        now = self._clock()
-        self._dispatcher.dispatch(now=now)
-        if self._tracker is not None:  # polls take the calls the records left at that moment
-            self._tracker.spare(now)
-        if self._quotas is not None:  # the calls spent of daily quotas, kept in Kafka
-            self._quotas.save(self._clock())
+        self._dispatcher.dispatch(self._clock())
+        self._participants.after_calls(self._clock())
         # 7. record results: acknowledged outcomes become durable
         self._output.poll()
         # 8. commit contiguous durable prefixes
@@ -186,17 +176,16 @@ class Pipeline:
             self._commit()
         # 9. bounded memory: pause while too much is in flight
         self._pauses.pressure(source, self._outcomes)
-        self._report_progress()
         self.last_turn = self._clock()
-        if self.last_turn >= self._next_publish:
-            self._publish()
+        stopping, joined = self._stopping or self._failed, self._joined
+        self._reports.turn(source, paused=self._pauses.full, stopping=stopping, joined=joined)
         flush_logs()
 
     # -- rebalance (called from inside Input.poll) ---------------------------------------------
 
     def assigned(self, tps: list[TopicPartitionKey]) -> None:
-        """New partitions: find their records that already have an outcome (written by an
-        owner that stopped before committing them), so they are not called again."""
+        """New partitions: each participant reads back what their last owner left (records that
+        already have an outcome, quota counts, fingerprints, unfinished checks)."""
         _log.info("partitions.assigned", partitions=names(tps))
         self._joined = True
         self._shares.gained(tps)
@@ -205,19 +194,10 @@ class Pipeline:
             return
         # Reads back, each bounded by its own timeout; the loop counts as turning between them
         # (/livez), and together they stay well within max.poll.interval.ms.
-        if self._recovery is not None:
-            self._outcomes.found(self._recovery.done(self._source().committed(tps)))
+        for participant in self._participants.members:
+            participant.assigned(tps)
             self.last_turn = self._clock()
-        if self._quotas is not None:
-            self._quotas.restore(tps, self._wall())
-            self.last_turn = self._clock()
-        if self._memory is not None:
-            self._memory.restore(tps)
-            self.last_turn = self._clock()
-            _log.info("partitions.state_read", partitions=names(tps), keys=len(self._memory))
-        if self._tracker is not None:
-            self._tracker.restore(tps)
-            self._hold_halted(tps)
+        self._hold(tps)
 
     def revoked(self, tps: list[TopicPartitionKey]) -> None:
         """Finish what is in flight for these partitions, commit it, hand back the rest."""
@@ -233,90 +213,30 @@ class Pipeline:
 
     # -- steps ----------------------------------------------------------------------------------
 
-    def _intake(self, record: SourceRecord) -> None:
-        if not self._outcomes.take(record):
-            return
-        route = self._routes(record.topic)
-        if route is None:  # subscribed by the routes' patterns, so only a misconfigured group
-            why = DeadLetter("route", f"no route consumes topic {record.topic!r}", "NoRoute")
-            self._outcomes.dead_letter(record, None, why)
-            return
-        prepared = route.prepare(record)
-        if isinstance(prepared, Skip | DeadLetter):  # after its key's earlier outcomes
-            self._dispatcher.settle_without_call(record, route, prepared)
-        elif self._tracker is not None and self._tracker.canary.halted(route.name):
-            return  # held: neither sent nor committed until the mapping is fixed
-        else:
-            live = not prepared.snapshot
-            job = Job(record, route.name, route.account, prepared, self._clock(), live=live)
-            self._dispatcher.queue(job, route)
-
     def _finish(self, scope: set[TopicPartitionKey] | None, deadline: Deadline) -> None:
-        """Finish the work of ``scope`` (every partition when ``None``), commit it and make durable
-        what the next owner reads back (quota counts, then sealed fingerprints), by ``deadline``."""
-        self._dispatcher.drain(scope, deadline, self._output)
+        """Finish the work of ``scope`` (every partition when ``None``) and commit it, then the
+        participants make durable what the next owner reads back, all by ``deadline``."""
+        drain(self._dispatcher, scope, deadline, self._output)
         self._commit(scope)
-        if self._quotas is not None:
-            self._quotas.settle(deadline.left())
-        if self._memory is not None:
-            self._memory.settle(deadline.left(), scope)
+        if scope is None:
+            self._participants.closing(deadline)
+        else:
+            self._participants.revoking(scope, deadline)
 
     def _commit(self, only: set[TopicPartitionKey] | None = None) -> None:
         self._next_commit = self._clock() + self._flow.commit_interval_seconds
         self._outcomes.commit(self._source(), only, self._clock)
 
-    def _hold_halted(self, tps: list[TopicPartitionKey] | None = None) -> None:
-        """Pause the partitions of routes the canary halted and drop their queued jobs: their
-        records stay uncommitted (``tps``: newly assigned ones, else the whole assignment)."""
-        assert self._tracker is not None  # noqa: S101 - only with tracking
-        halted = {halt.route for halt in self._tracker.canary.halts}
-        if new := self._pauses.hold(self._source(), halted, tps):
+    def _hold(self, tps: list[TopicPartitionKey] | None = None) -> None:
+        """Pause the partitions of routes the participants hold back and drop their queued jobs:
+        their records stay uncommitted (``tps``: newly assigned ones, else the assignment)."""
+        held = self._participants.held_routes()
+        if held and (new := self._pauses.hold(self._source(), held, tps)):
             self._dispatcher.forget(new)
 
-    def _publish(self) -> None:
-        """Replace the snapshot the health port serves (about once a second)."""
-        now = self._clock()
-        self._next_publish = now + 1.0
-        accounts = self._dispatcher.accounts.values()
-        self.snapshot = take_snapshot(
-            self._outcomes,
-            [account_view(account, now) for account in accounts],
-            lag=sum(self._source().lag().values()),
-            paused=self._pauses.full,
-            not_ready=not_ready(
-                stopping=self._stopping or self._failed,
-                joined=self._joined,
-                results_delayed=self._output.delayed,
-                accounts=accounts,
-                halts=() if self._tracker is None else self._tracker.canary.halts,
-            ),
-            tracking=None if self._tracker is None else tracking_view(self._tracker),
-        )
-
-    def _report_progress(self) -> None:
-        """Every ``progress_interval``: see :func:`connector.flow.observe.progress_fields`."""
-        last, now = self._progress, self._clock()
-        if now - last.at < last.interval:
-            return
-        backlog = route_backlog(self._source().lag(), self._outcomes.offsets, self._routes)
-        in_flight, accounts = self._outcomes.pending(), self._dispatcher.accounts
-        fields = progress_fields(
-            self.tally, last, now, in_flight=in_flight, backlog=backlog, accounts=accounts
-        )
-        if self._tracker is not None:
-            fields |= tracking_fields(self._tracker)
-        _log.info("progress", **fields)
-
     def _forget(self, tps: list[TopicPartitionKey]) -> None:
-        if self._memory is not None:
-            self._memory.forget(tps)
-        if self._quotas is not None:
-            self._quotas.forget(tps)
-        if self._tracker is not None:
-            self._tracker.forget(tps)
-        self._pauses.forget(tps)
-        self._dispatcher.forget(tps)
-        self._outcomes.forget(tps)
+        for part in (self._participants, self._pauses, self._dispatcher, self._outcomes):
+            part.forget(tps)
         self._shares.lost(tps)
 
     def _source(self) -> Input:
@@ -326,6 +246,5 @@ class Pipeline:
 
     def _idle_wait(self) -> float:
         """How long a turn may block waiting for records or answers."""
-        now, wait = self._clock(), 0.1 if not self._dispatcher.in_flight else 0.02
-        floor = 0.0 if self._tracker is None else self._tracker.canary.idle()
-        return max(0.0, floor, min(wait, self._dispatcher.wait(now)))
+        floor, wait = self._participants.idle_floor(), self._dispatcher.wait(self._clock())
+        return max(0.0, floor, min(0.02 if self._dispatcher.in_flight else 0.1, wait))

@@ -21,6 +21,7 @@ __all__ = [
     "Skip",
     "SourceRecord",
     "Stage",
+    "Unfinished",
 ]
 
 #: The LeadSquared operations a route can perform (SPEC §3).
@@ -153,6 +154,17 @@ class Accepted:
     coalesced: bool = False  # its key's later state went out in the same call
     reason: str | None = None  # a follow-up's: LeadSquared's status reason, or why it is unknown
     completed_at_ms: int | None = None  # a follow-up's: when its terminal status was seen
+
+
+@dataclass(frozen=True, slots=True)
+class Unfinished:
+    """An accepted results record read back with no follow-up after it: its status check goes
+    on (SPEC §13)."""
+
+    record: SourceRecord  # position, key and timestamp of the source record (no value)
+    request_id: str
+    attempts: int
+    accepted_at: float  # wall-clock seconds
 
 
 @dataclass(frozen=True, slots=True)

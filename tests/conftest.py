@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from connector.testing.broker import Broker, local_broker
+from lsq_stack.broker import Broker, local_broker
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -21,8 +21,7 @@ from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from connector.adapters.kafka import build_consumer, headers_of, reader_config
 from connector.flow.codec import RESULT_TRACKING, source_of
-from connector.flow.tracking import Unfinished
-from connector.records import SourceRecord
+from connector.records import SourceRecord, Unfinished
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Collection, Iterator, Mapping, Set

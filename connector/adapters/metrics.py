@@ -13,7 +13,8 @@ if TYPE_CHECKING:
 
     from prometheus_client.metrics_core import Metric
 
-    from connector.flow.observe import Buckets, Snapshot
+    from connector.flow.observe import Snapshot
+    from connector.flow.tally import Buckets
 
 __all__ = ["COUNTERS", "OUTCOMES", "SnapshotCollector", "families"]
 
@@ -146,7 +147,7 @@ def _accounts(snap: Snapshot) -> list[Metric]:
     )
     gauges = {
         "lsq_sink_budget_calls": "This replica's share of the account's calls per window "
-        "(turns on lanes shared with other replicas averaged)",
+        "(turns on seats shared with other replicas averaged)",
         "lsq_sink_budget_window_seconds": "The window of that share",
         "lsq_sink_tokens": "Calls that may start now under the budget",
         "lsq_sink_calls_in_flight": "Calls sent and not answered yet",

@@ -7,6 +7,7 @@ import contextlib
 import json
 import logging
 import signal
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient, SchemaRegistryError
@@ -26,9 +27,10 @@ from connector.flow.bulk import BulkPlanner
 from connector.flow.codec import RESULT_SCHEMA, ResultEncoder
 from connector.flow.fingerprints import Memory
 from connector.flow.gates import RateGate
+from connector.flow.members import FoundOutcomes, KnownPayloads, QuotaCounts
 from connector.flow.quota import Quota, midnights
 from connector.flow.quotas import Quotas
-from connector.flow.tracking import Tracking
+from connector.flow.tracking import Tracker, Tracking
 from connector.logs import Redactor, configure, get_logger
 from connector.pipeline import Pipeline
 from connector.settings.secrets import secret_values
@@ -37,7 +39,10 @@ from connector.transform.mapping import compile_mapping
 from connector.transform.route import Route
 
 if TYPE_CHECKING:
-    from connector.flow.observe import Tally
+    from collections.abc import Callable
+
+    from connector.flow.participant import Loop, Participant
+    from connector.flow.tally import Tally
     from connector.lsq.coalesce import Coalesce
     from connector.settings.accounts import AccountSettings
     from connector.settings.model import RouteSettings, Settings
@@ -170,7 +175,7 @@ def run(settings: Settings) -> Tally:
         )
         routes = build_routes(settings, RegistrySchemas(client) if client else None)
         accounts = {name: _account(name, settings) for name in settings.accounts}
-        quotas = None
+        participants: list[Callable[[Loop], Participant]] = [partial(FoundOutcomes, ledger)]
         if (quota_topic := settings.output.quota_topic) is not None:
             producer_config = settings.kafka.producer_config() | kafka_log
             spending = QuotaTopic(
@@ -179,32 +184,28 @@ def run(settings: Settings) -> Tally:
             quotas = Quotas({n: a.quota for n, a in accounts.items() if a.quota}, spending)
             spending.check(quotas.accounts)  # fails closed: no start without it (SPEC §2.10)
             stack.callback(lambda: spending.close(pipeline.time_left(5.0)))
-        memory = None
+            participants.append(lambda loop: QuotaCounts(quotas, loop.wall))
         if (state_topic := settings.output.state_topic) is not None:
             producer_config = settings.kafka.producer_config() | kafka_log
             states = StateTopic(
                 consumer_config, producer_config, state_topic, _state_warning, read_s
             )
             stack.callback(lambda: states.close(pipeline.time_left(5.0)))
-            memory = Memory(states)
-        tracking = None
+            participants.append(lambda _: KnownPayloads(Memory(states)))
         if settings.status.enabled:  # what LeadSquared did with each accepted call (SPEC §13)
-            status_calls = stack.enter_context(contextlib.closing(Submitter(settings.accounts)))
             originals = SourceReader(consumer_config, _originals_warning)
             stack.callback(originals.close)
-            tracking = Tracking(settings.status, routes.all, status_calls, originals, ledger)
+            tracking = Tracking(settings.status, routes.all, originals, ledger)
+            participants.append(partial(Tracker, tracking))
         pipeline = Pipeline(
             routes=routes,
             accounts=accounts,
             output=output,
             calls=calls,
-            recovery=ledger,
             retry=settings.retry,
             flow=settings.flow,
             planner=BulkPlanner(routes) if any(r.bulk for r in settings.routes) else None,
-            memory=memory,
-            quotas=quotas,
-            tracking=tracking,
+            participants=participants,
             progress_interval=settings.logging.progress_interval_seconds,
         )
         # outcomes not acknowledged yet get what is left of the grace (5 s after a failure)
@@ -238,7 +239,7 @@ def _health(settings: Settings, pipeline: Pipeline) -> HealthServer:
 
 
 def _account(name: str, settings: Settings) -> Account:
-    """An account whose gates open once partitions are assigned (see Pipeline._reshare): the
+    """An account whose gates open once partitions are assigned (see ``Shares.gained``): the
     main one, and the bulk one when a route of the account sends bulk calls."""
     account = settings.accounts[name]
     limits = {MAIN: account.rate_limit}

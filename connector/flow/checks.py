@@ -16,7 +16,6 @@ from __future__ import annotations
 import heapq
 import zlib
 from collections import defaultdict
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from connector.flow.follow_ups import Check
@@ -26,24 +25,14 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Collection, Iterable
 
     from connector.flow.offsets import TopicPartitionKey
-    from connector.records import SourceRecord
+    from connector.records import Unfinished
     from connector.transform.route import Route
 
-__all__ = ["Checks", "Unfinished", "restored", "sampled"]
+__all__ = ["Checks", "restored", "sampled"]
 
 #: (when, RequestID): an entry of a heap, stale once it no longer matches its check
 _Entry = tuple[float, str]
 _SLACK = 1024  # stale entries allowed besides a few per live check before the heaps are rebuilt
-
-
-@dataclass(frozen=True, slots=True)
-class Unfinished:
-    """An accepted results record read back with no follow-up after it: its check goes on."""
-
-    record: SourceRecord  # position, key and timestamp of the source record (no value)
-    request_id: str
-    attempts: int
-    accepted_at: float  # wall-clock seconds
 
 
 def sampled(request_id: str, share: float) -> bool:

@@ -14,23 +14,19 @@ from typing import TYPE_CHECKING, Any
 
 from connector.flow.accounts import BULK
 from connector.flow.lanes import Job, Lanes
-from connector.flow.tracking import Tracker
 from connector.logs import get_logger
 from connector.lsq.answers import backoff
 from connector.lsq.coalesce import combine
 from connector.records import DeadLetter, Payload, Skip
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Collection, Mapping
+    from collections.abc import Callable, Collection, Iterator
 
     from connector.flow.accounts import Account
-    from connector.flow.deadline import Deadline
-    from connector.flow.fingerprints import Memory
     from connector.flow.offsets import TopicPartitionKey
-    from connector.flow.outcomes import Outcomes
+    from connector.flow.participant import Loop, Participant
     from connector.flow.planner import Call, Planner
-    from connector.flow.ports import Calls, Output
-    from connector.flow.tracking import Tracking
+    from connector.flow.ports import Calls
     from connector.lsq.answers import Verdict
     from connector.records import Answer, SourceRecord
     from connector.settings.model import RetrySettings
@@ -47,46 +43,27 @@ class Dispatcher:
 
     def __init__(
         self,
+        loop: Loop,
+        participants: Participant,
         *,
-        accounts: Mapping[str, Account],
         planner: Planner,
         calls: Calls,
-        outcomes: Outcomes,
-        routes: Callable[[str], Route | None],
         retry: RetrySettings,
-        clock: Callable[[], float],
-        wall: Callable[[], float],
         draw: Callable[[], float],
-        memory: Memory | None = None,
         snapshot_share: float = 0.1,
-        tracking: Tracking | None = None,
     ) -> None:
-        self._memory = memory
-        self.accounts, self._planner, self._calls, self._outcomes = (
-            accounts,
-            planner,
-            calls,
-            outcomes,
-        )
-        self._routes, self._retry = routes, retry
-        self._clock, self._wall, self._draw = clock, wall, draw
+        self.accounts, self._planner, self._calls = loop.accounts, planner, calls
+        self._outcomes, self._participants = loop.outcomes, participants
+        self.offsets = loop.outcomes.offsets
+        first, last = participants.planners()
+        self._planners = (*first, planner, *last)  # the participants' calls around the records'
+        self._routes, self._retry = loop.route_of, retry
+        self.clock = self._clock = loop.clock
+        self._wall, self._draw = loop.wall, draw
         self.lanes = Lanes(snapshot_share)
         self._tickets: dict[int, Call] = {}
         self._next_ticket = itertools.count()
         self.out_by_route: Counter[str] = Counter()  # calls in flight, by route
-        self.tracker = None  # what LeadSquared then did with accepted calls (SPEC §13)
-        if tracking is not None:
-            self.tracker = Tracker(
-                tracking,
-                accounts=accounts,
-                route_of=routes,
-                output=outcomes.output,
-                tally=outcomes.tally,
-                calls_out=self.out_by_route.__getitem__,
-                clock=clock,
-                wall=wall,
-                doubt=(lambda _: None) if memory is None else memory.invalidate,
-            )
 
     @property
     def in_flight(self) -> int:
@@ -98,7 +75,7 @@ class Dispatcher:
         sent yet and the route coalesces, that one carries this one's change too. With no job of
         its key waiting, a payload LeadSquared last accepted for the key is skipped (SPEC §12)."""
         tail = self.lanes.tail(job)
-        if tail is None and route.remember and self._memory and self._memory.unchanged(job):
+        if tail is None and self._participants.unchanged(job, route):
             self._outcomes.skipped(job.record, route, "no_change")
             return
         tail = tail if tail is not None and tail.outcome is None else None  # a call, not a skip
@@ -113,21 +90,19 @@ class Dispatcher:
                 return
         self.lanes.add(job)
 
-    def dispatch(
-        self, allow: Callable[[Job], bool] | None = None, now: float | None = None
+    def dispatch(self, now: float) -> None:
+        """Send every call the accounts' budgets allow at ``now``: the participants' and those of
+        jobs they admit."""
+        self._send(self._planners, self._participants.admission(), now)
+
+    def _send(
+        self, planners: tuple[Planner, ...], allow: Callable[[Job], bool] | None, now: float
     ) -> None:
-        """Send every call the accounts' budgets allow at ``now`` (by default the clock's time),
-        of jobs ``allow`` accepts and the tracker's canary admits."""
-        now = self._clock() if now is None else now
-        if (memory := self._memory) is not None and memory.closed:  # its state log says so first
-            opened, before = memory.admits, allow
-            allow = opened if before is None else lambda job: before(job) and opened(job)
-        if (tracker := self.tracker) is not None:
-            admits, only = tracker.admits, allow
-            allow = admits if only is None else lambda job: only(job) and admits(job)
+        """Send the calls ``planners`` make (each asked in turn, first first) of jobs ``allow``
+        accepts, while the budgets allow them at ``now``."""
         for account in self.accounts.values():
-            while (call := self._planner.next_call(account, self.lanes, now, allow)) is not None:
-                call.slot = account.sent(call.budget, now, call.members[0].tp)
+            while (call := _next(planners, account, self.lanes, now, allow)) is not None:
+                call.slot = account.sent(call.budget, now, call.tp)
                 wall = self._wall()
                 for job in call.members:
                     job.attempts += 1
@@ -135,8 +110,8 @@ class Dispatcher:
                     job.sent_wall = wall
                 ticket = next(self._next_ticket)
                 self._tickets[ticket] = call
-                self.out_by_route[call.members[0].route] += 1
-                self._outcomes.tally.api_calls += 1
+                self.out_by_route.update(job.route for job in call.members[:1])
+                self._outcomes.tally.api_calls += bool(call.members)  # (polls count apart)
                 self._outcomes.tally.bulk_calls += call.budget == BULK
                 self._calls.submit(ticket, account.name, call.request)
 
@@ -169,64 +144,26 @@ class Dispatcher:
 
     def _without_call(self, job: Job, route: Route) -> None:
         """Write the ready-made outcome of ``job``, whose turn it is."""
-        if self._memory is not None:  # a delete forgets its key's fingerprint
-            self._memory.settled(job.record, job.outcome)
+        self._participants.settled(job.record, job.outcome)
         if isinstance(job.outcome, Skip):
             self._outcomes.skipped(job.record, route, job.outcome.reason)
         elif job.outcome is not None:
             self._outcomes.dead_letter(job.record, route, job.outcome)
 
-    def drain(
-        self, scope: set[TopicPartitionKey] | None, deadline: Deadline, output: Output
-    ) -> None:
-        """Finish calls in flight in ``scope`` (all partitions when ``None``) and send the queued
-        records that lie behind an already-done one, so the done records form a committable
-        prefix; everything else is handed back (not sent, not committed). Only work that can
-        still end is waited for (see :meth:`_busy`): records no job holds (held back for a
-        halted route) are never sent, so their gaps are not. Waits for ``output`` to
-        acknowledge the outcomes until ``deadline``."""
-        offsets = self._outcomes.offsets
-        gaps: dict[TopicPartitionKey, int] = {}  # highest done offset beyond a pending one
+    def send_records(self, allow: Callable[[Job], bool], now: float) -> None:
+        """Send the record calls (no participant's) of jobs ``allow`` and the participants admit
+        that the budgets allow at ``now``."""
+        self._send((self._planner,), _both(allow, self._participants.admission()), now)
 
-        def fills_a_gap(job: Job) -> bool:
-            return job.record.offset < gaps.get(job.tp, -1)
+    def jobs_out(self) -> Iterator[Job]:
+        """The jobs of calls in flight whose partitions are still owned."""
+        return (job for call in self._tickets.values() for job in call.members if not job.dropped)
 
-        while not deadline.expired():
-            gaps.clear()
-            for tp in offsets.partitions():
-                highest = offsets.highest_done_beyond_watermark(tp)
-                if highest is not None and (scope is None or tp in scope):
-                    gaps[tp] = highest
-            self.dispatch(fills_a_gap)
-            if not self._busy(scope, fills_a_gap if gaps else None, deadline):
-                break
-            self.collect(min(0.05, deadline.left()))
-            output.poll()
-        output.flush(deadline.left())
-
-    def _busy(
-        self,
-        scope: set[TopicPartitionKey] | None,
-        fills: Callable[[Job], bool] | None,
-        deadline: Deadline,
-    ) -> bool:
-        """Whether draining ``scope`` must wait on: a call is out for one of its records, or a
-        queued job that ``fills`` a gap (``None``: no gap) may still go before ``deadline``: a
-        ready one its route's canary admits (it goes as the budget lets it), or one waiting for a
-        retry due by then (any job's: the lanes keep retries by time only). A record no job holds
-        (held back for a halted route) or the canary refuses until polls the drain does not make
-        is never waited for."""
-        out = (job for call in self._tickets.values() for job in call.members if not job.dropped)
-        if any(scope is None or job.tp in scope for job in out):
-            return True
-        if fills is None:
-            return False
-        if (timer := self.lanes.next_timer()) is not None and timer < deadline.at:
-            return True
-        admits = self.tracker.admits if self.tracker is not None else None
-        now = self._clock()
+    def admitted_ready(self, allow: Callable[[Job], bool], now: float) -> bool:
+        """Whether a ready job ``allow`` and the participants admit waits at ``now``."""
+        admits = _both(allow, self._participants.admission())
         return any(
-            fills(job) and (admits is None or admits(job))
+            admits(job)
             for account in self.accounts.values()
             for job in self.lanes.ready_jobs(account.name, now)
         )
@@ -245,20 +182,19 @@ class Dispatcher:
         for account in self.accounts.values():
             if self.lanes.ready(account.name, now):
                 wait = min(wait, self._planner.wait(account, self.lanes, now))
-        if self._memory is not None:  # no spinning while its calls wait for the state log
-            wait = max(wait, self._memory.idle())
         return wait
 
     def _settle(self, ticket: int, answer: Answer, now: float) -> None:
         call = self._tickets.pop(ticket)
-        self.out_by_route[call.members[0].route] -= 1
+        self.out_by_route.subtract(job.route for job in call.members[:1])
         account = self.accounts[call.account]
         account.answered(call.budget, call.slot, now)
         if call.dropped:
             return  # its partitions were revoked meanwhile; the new owner calls again
         settlement = call.interpret(answer)
-        account.observe(settlement.call, call.budget, now)
-        self._outcomes.tally.throttled += settlement.call.kind == "throttled"
+        if settlement.observed:
+            account.observe(settlement.call, call.budget, now)
+            self._outcomes.tally.throttled += settlement.call.kind == "throttled"
         size = len(call.members)
         split = size > 1 and settlement.call.kind == "retry"  # it failed as a whole: in halves
         draw = self._draw()  # one backoff for the call: its members come back together
@@ -284,10 +220,7 @@ class Dispatcher:
         if verdict.kind == "accepted":
             self.lanes.finish(job)
             accepted = self._outcomes.accepted(job, route, verdict, answer, call_id)
-            if self.tracker is not None:
-                self.tracker.accepted(route, [job.record, *job.riders], accepted)
-            if self._memory is not None:
-                self._memory.accepted(job, remember=route.remember)
+            self._participants.accepted(job, route, accepted)
             return
         if verdict.kind == "alone":  # it goes in a call of its own, at once
             job.rows = 1
@@ -320,8 +253,7 @@ class Dispatcher:
         self, job: Job, route: Route, verdict: Verdict, answer: Answer, reason: str, *, kind: str
     ) -> None:
         self.lanes.finish(job)
-        if self._memory is not None:  # LeadSquared may hold it, or still the one before
-            self._memory.invalidate(job.record)
+        self._participants.doubted(job.record)  # LeadSquared may hold it, or still the one before
         why = DeadLetter(
             "submit", reason, kind, verdict.exception_type, answer.status, job.attempts
         )
@@ -332,3 +264,23 @@ class Dispatcher:
 def _where(job: Job) -> dict[str, Any]:
     record = job.record
     return {"topic": record.topic, "partition": record.partition, "offset": record.offset}
+
+
+def _next(
+    planners: tuple[Planner, ...],
+    account: Account,
+    lanes: Lanes,
+    now: float,
+    allow: Callable[[Job], bool] | None,
+) -> Call | None:
+    """The call the first of ``planners`` that has one makes."""
+    for planner in planners:
+        if (call := planner.next_call(account, lanes, now, allow)) is not None:
+            return call
+    return None
+
+
+def _both(
+    first: Callable[[Job], bool], second: Callable[[Job], bool] | None
+) -> Callable[[Job], bool]:
+    return first if second is None else lambda job: first(job) and second(job)

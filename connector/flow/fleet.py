@@ -1,19 +1,19 @@
 """One rate budget for the whole fleet (SPEC §2.8, §7), without the replicas talking to each other.
 
-The account's N calls per window are N *lanes*. The partitions of the account's topics, in one
-order every replica sees alike (by topic, then partition), are dealt onto the lanes: with no more
-partitions than lanes, partition i gets the lanes j with j mod P = i; with more, lane j carries the
-partitions i with i mod N = j. A replica holds a lane outright when it owns every partition on it
-(one call in any window on it, through the gate's sliding-window log), and takes turns on a lane it
+The account's N calls per window are N *seats*. The partitions of the account's topics, in one
+order every replica sees alike (by topic, then partition), are dealt onto the seats: with no more
+partitions than seats, partition i gets the seats j with j mod P = i; with more, seat j carries the
+partitions i with i mod N = j. A replica holds a seat outright when it owns every partition on it
+(one call in any window on it, through the gate's sliding-window log), and takes turns on a seat it
 shares with others (one call in each turn of a partition it owns: see
-:mod:`connector.flow.gates`). Since each partition has one owner, each lane's calls come from one
+:mod:`connector.flow.gates`). Since each partition has one owner, each seat's calls come from one
 replica at a time, and the fleet never holds more than N calls in any window, whatever the number
 of replicas, partitions or calls. Shares are recomputed on every rebalance; a larger one takes
 effect a turn later (:meth:`connector.flow.gates.RateGate.resize`).
 
 Replicas learn budgets from the throttle answers each happens to receive, so they may hold
-different ones. The lanes are therefore always laid out over the *configured* budget, and a
-learned budget never deals them anew: below one lane per partition it only closes turns of that
+different ones. The seats are therefore always laid out over the *configured* budget, and a
+learned budget never deals them anew: below one seat per partition it only closes turns of that
 layout (:mod:`connector.flow.schedule`), the same ones on every replica holding that budget. A
 replica then uses part of what the configured layout gives it, whatever it learned, and the fleet
 never exceeds the configured budget in any window."""
@@ -50,32 +50,32 @@ def share(
 ) -> Share:
     """The share of a replica owning partitions ``mine`` (positions in the common order) of
     ``total``, out of a configured budget of ``calls`` per ``window``, of which a throttle answer
-    taught this replica that only ``learned`` (calls, seconds) may be used. The lanes are always
-    laid out over the configured budget; a learned budget below one lane per partition closes
+    taught this replica that only ``learned`` (calls, seconds) may be used. The seats are always
+    laid out over the configured budget; a learned budget below one seat per partition closes
     turns of that layout (:mod:`connector.flow.schedule`), never deals it anew."""
     if not mine or total <= 0:
         return Share()
-    lanes = min(total, calls)
-    if learned is not None and (learned[1] > window or learned[0] < lanes):
+    seats = min(total, calls)
+    if learned is not None and (learned[1] > window or learned[0] < seats):
         if len(mine) == total and learned[1] <= window:
             return Share(learned[0])  # every partition is ours: the log, at the learned budget
-        return _thinned(lanes, mine, total, learned, window=window, turn=turn)
+        return _thinned(seats, mine, total, learned, window=window, turn=turn)
     calls = calls if learned is None else min(calls, learned[0])
-    if total <= calls:  # a lane has one partition: lanes are held outright
-        return Share(sum(1 for lane in range(calls) if lane % total in mine))
+    if total <= calls:  # a seat has one partition: seats are held outright
+        return Share(sum(1 for seat in range(calls) if seat % total in mine))
     outright, turns = 0, {}
-    for lane in range(calls):
-        members = range(lane, total, calls)
+    for seat in range(calls):
+        members = range(seat, total, calls)
         held = frozenset(position for position, p in enumerate(members) if p in mine)
         if len(held) == len(members):
             outright += 1
         elif held:
-            turns[lane] = (len(members), held)
+            turns[seat] = (len(members), held)
     return Share(outright, turns)
 
 
 def _thinned(
-    lanes: int,
+    seats: int,
     mine: Collection[int],
     total: int,
     learned: tuple[int, float],
@@ -83,16 +83,16 @@ def _thinned(
     window: float,
     turn: float,
 ) -> Share:
-    """Turns on the configured layout's lanes (lane j carries the partitions j, j + lanes, …),
+    """Turns on the configured layout's seats (seat j carries the partitions j, j + seats, …),
     those of ``mine`` only, open by the schedule that keeps ``learned``."""
-    counts = [len(range(lane, total, lanes)) for lane in range(lanes)]
+    counts = [len(range(seat, total, seats)) for seat in range(seats)]
     turns = {}
-    for lane, count in enumerate(counts):
-        held = frozenset(i for i in range(count) if lane + i * lanes in mine)
+    for seat, count in enumerate(counts):
+        held = frozenset(i for i in range(count) if seat + i * seats in mine)
         if held:
-            turns[lane] = (count, held)
+            turns[seat] = (count, held)
     after = TURN_SEND_S + TURN_GUARD_S
-    plan = thinned(lanes, counts, learned, window=window, turn=turn, counted_within=after)
+    plan = thinned(seats, counts, learned, window=window, turn=turn, counted_within=after)
     return Share(0, turns, plan)
 
 
@@ -127,7 +127,7 @@ def reshare(
             whole = Share(rate[0] if mine else 0)  # the only replica (share_by_partitions: false)
             if account.shared:
                 part = share(calls, mine, len(order), learned, window=window, turn=gate.turn)
-            elif rate[1] > window:  # alone, below one call per window: one lane, thinned
+            elif rate[1] > window:  # alone, below one call per window: one seat, thinned
                 part = share(1, {0} if mine else set(), 1, rate, window=window, turn=gate.turn)
             else:
                 part = whole

@@ -15,9 +15,9 @@ from connector.records import DeadLetter
 if TYPE_CHECKING:
     from collections.abc import Callable, Collection
 
-    from connector.flow.observe import Tally
     from connector.flow.offsets import TopicPartitionKey
     from connector.flow.ports import Originals, Output
+    from connector.flow.tally import Tally
     from connector.lsq.status import Report
     from connector.records import Accepted, SourceRecord
     from connector.transform.route import Route

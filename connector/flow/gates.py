@@ -12,14 +12,14 @@ with a token bucket of capacity C refilled at r/s, which lets C + r·W calls int
 must be sized well under N, the log lets a steady backlog use N calls per W minus only the round
 trip and the margin.
 
-**Turns.** The replicas of a fleet split the N calls (lanes) among themselves by the partitions
-they own (:mod:`connector.flow.fleet`); a lane whose partitions belong to several replicas is
+**Turns.** The replicas of a fleet split the N calls (seats) among themselves by the partitions
+they own (:mod:`connector.flow.fleet`); a seat whose partitions belong to several replicas is
 used in turns: wall-clock time is cut into turns of W + margin + :data:`TURN_SEND_S` +
-:data:`TURN_GUARD_S` seconds, each turn of a lane belongs to one of its partitions, and the owner
-of that partition may start one call on the lane in the first :data:`TURN_SEND_S` of the turn.
+:data:`TURN_GUARD_S` seconds, each turn of a seat belongs to one of its partitions, and the owner
+of that partition may start one call on the seat in the first :data:`TURN_SEND_S` of the turn.
 Calls of consecutive turns then reach LeadSquared more than W apart, provided LeadSquared counts a
 call within :data:`TURN_GUARD_S` of its sending (and the replicas' clocks agree to well within
-that), so each lane carries at most one call in any window, without the replicas talking.
+that), so each seat carries at most one call in any window, without the replicas talking.
 
 **Pacing** (``pace=True``). The log alone lets a backlog send its whole budget at once. Paced, the
 log's calls also draw on a bucket of :func:`_burst` calls refilled at ``calls`` per window: a
@@ -63,7 +63,7 @@ def _burst(calls: int) -> int:
 @dataclass(frozen=True, slots=True)
 class Share:
     """This replica's part of an account's budget: ``calls`` in any window of its own, plus turns
-    on lanes shared with other replicas (lane → (partitions on the lane, the positions among them
+    on seats shared with other replicas (seat → (partitions on the seat, the positions among them
     that are this replica's)), of which a learned budget closes some (``schedule``)."""
 
     calls: int = 0
@@ -73,10 +73,10 @@ class Share:
     def __and__(self, other: Share) -> Share:
         """What both shares allow (no turns when they close different ones)."""
         turns = {}
-        for lane, (members, mine) in self.turns.items():
-            theirs = other.turns.get(lane)
+        for seat, (members, mine) in self.turns.items():
+            theirs = other.turns.get(seat)
             if theirs is not None and theirs[0] == members and mine & theirs[1]:
-                turns[lane] = (members, mine & theirs[1])
+                turns[seat] = (members, mine & theirs[1])
         if self.schedule != other.schedule:
             turns = {}
         return Share(min(self.calls, other.calls), turns, self.schedule)
@@ -88,15 +88,15 @@ class Share:
 
     def alike(self, other: Share) -> bool:
         """Whether ``other`` differs only in the log's calls (which count every call in the
-        window) or only in which turns are open (at most one call a lane and turn): then one
+        window) or only in which turns are open (at most one call a seat and turn): then one
         may follow the other at once."""
         same_turns = (self.turns, self.schedule) == (other.turns, other.schedule)
         return same_turns or (self.calls == other.calls == 0 and self.turns == other.turns)
 
-    def takes(self, lane: int, turn: int) -> bool:
-        """Whether ``turn`` of ``lane`` is this replica's and open."""
-        members, mine = self.turns[lane]
-        return turn % members in mine and self.schedule.opens(lane, turn)
+    def takes(self, seat: int, turn: int) -> bool:
+        """Whether ``turn`` of ``seat`` is this replica's and open."""
+        members, mine = self.turns[seat]
+        return turn % members in mine and self.schedule.opens(seat, turn)
 
 
 class RateGate:
@@ -121,7 +121,7 @@ class RateGate:
         self._in_flight = 0  # calls holding a slot of the log
         self._turn_calls = 0  # calls sent in turns, not answered yet
         self._answered: deque[float] = deque()  # answer times of log calls, oldest first
-        self._used: dict[int, int] = {}  # lane → the last turn a call was sent in
+        self._used: dict[int, int] = {}  # seat → the last turn a call was sent in
         self._ahead: tuple[int, Share, int | None] | None = None  # turn, share → turns to ours
         self._cool_until = -math.inf
         self._pace = pace
@@ -154,7 +154,7 @@ class RateGate:
         more, when partitions ``moved``, only a turn from now: until then another replica (or
         this process before a restart) may still have calls in the window. A budget learned or
         recovered on the same partitions takes effect at once when it keeps the kind of share
-        (the log's calls, which count every call of the window, or turns, at most one a lane and
+        (the log's calls, which count every call of the window, or turns, at most one a seat and
         turn); one that changes the kind waits a turn for the other kind's calls to age out. It
         keeps the time of a larger share already waiting (recovering step by step, a budget is
         never held back longer than one turn)."""
@@ -201,7 +201,7 @@ class RateGate:
 
     def acquire(self, now: float) -> int:
         """Record a call sent at ``now``; only valid when ``wait(now) == 0``. Returns the slot it
-        took (:data:`LOG`, or the lane of a turn), to give back to :meth:`release`."""
+        took (:data:`LOG`, or the seat of a turn), to give back to :meth:`release`."""
         if self.wait(now) > 0:
             raise RuntimeError("rate gate closed: call wait() first")
         if self._share.calls - self._in_flight - len(self._answered) > 0 and (
@@ -211,10 +211,10 @@ class RateGate:
             if self._pace:
                 self._tokens -= 1.0
             return LOG
-        lane = self._open_turns(now)[0]
-        self._used[lane] = self._turn_of(now)[0]
+        seat = self._open_turns(now)[0]
+        self._used[seat] = self._turn_of(now)[0]
         self._turn_calls += 1
-        return lane
+        return seat
 
     def release(self, now: float, slot: int = LOG) -> None:
         """Record that the answer (or failure) of a call in ``slot`` was observed at ``now``."""
@@ -242,17 +242,17 @@ class RateGate:
         return turn, max(0.0, into)
 
     def _open_turns(self, now: float) -> list[int]:
-        """Lanes whose current turn is ours, still open for sending, and not used yet."""
+        """Seats whose current turn is ours, still open for sending, and not used yet."""
         turn, into = self._turn_of(now)
         if into >= TURN_SEND_S:
             return []
         share = self._share
         return [
-            lane for lane in share.turns if share.takes(lane, turn) and self._used.get(lane) != turn
+            seat for seat in share.turns if share.takes(seat, turn) and self._used.get(seat) != turn
         ]
 
     def _next_turn(self, now: float) -> float:
-        """Seconds until the next turn of ours on any lane opens (``inf`` without turns)."""
+        """Seconds until the next turn of ours on any seat opens (``inf`` without turns)."""
         turn, into = self._turn_of(now)
         share = self._share
         if self._ahead is None or self._ahead[:2] != (turn, share):
@@ -260,7 +260,7 @@ class RateGate:
             ahead = (
                 d
                 for d in range(1, horizon * share.schedule.horizon + 1)
-                if any(share.takes(lane, turn + d) for lane in share.turns)
+                if any(share.takes(seat, turn + d) for seat in share.turns)
             )
             self._ahead = (turn, share, next(ahead, None))
         found = self._ahead[2]

@@ -1,24 +1,15 @@
-"""Per-key order (SPEC §2.4): records with the same Kafka key are called in offset order, a later
-one only after the earlier one has its outcome; different keys proceed in parallel. Jobs waiting
-for a retry sit on a timer.
+"""[pure] Per-key order (SPEC §2.4): records of one Kafka key (a lane) are called in offset order,
+each only after the one before has its outcome; other keys proceed in parallel. Jobs waiting for a
+retry sit on a timer. A record needing no call (skipped, or dead-lettered before any call) while
+earlier ones of its key are unsettled joins the lane as a job with a ready-made :attr:`Job.outcome`:
+it is :meth:`Lanes.due` once it heads its lane, so a key's outcomes come in offset order.
 
 Priorities (SPEC §7): each account has two ready queues, oldest first: live changes and snapshot
-reads (:attr:`~connector.records.Change.snapshot`). Live changes go first, but snapshot reads get
-at least ``snapshot_share`` of the jobs handed out while both wait: each job handed out then earns
-them ``snapshot_share`` of a turn (the credit), and once the credit makes a whole turn the next job
-is a snapshot read, which spends it. Per-key order still holds, as only a lane's head is ever ready:
-a live change queued behind snapshot reads of its key makes them live too (they inherit its
-priority), so it never waits behind reads held back for its sake.
-
-A job that leaves a ready queue anywhere but at its head (a filtered :meth:`Lanes.take`, a
-:meth:`Lanes.claim`, a snapshot read turned live) leaves its entry behind, skipped from then on and
-dropped when it reaches the head or once such entries make up half the queue: O(1) amortised per
-job.
-
-A record that needs no call (skipped, or dead-lettered before any call) while earlier records of its
-key wait or are out takes its turn in the lane too, as a job with a ready-made
-:attr:`Job.outcome`: never ready, never sent, it is :meth:`Lanes.due` once it is its lane's head, so
-every outcome of a key comes in offset order (SPEC §2.4). Pure."""
+reads (:attr:`~connector.records.Change.snapshot`). Live changes go first, but while both wait,
+snapshot reads get at least ``snapshot_share`` of the jobs handed out: each job earns them that
+share of a turn (the credit); a whole turn makes the next job a snapshot read, which spends it. Only
+a lane's head is ever ready, so per-key order holds; a live change queued behind snapshot reads of
+its key makes them live (they inherit its priority) rather than wait behind them."""
 
 from __future__ import annotations
 
@@ -59,10 +50,8 @@ class Job:
     first_sent_at: float | None = None
     sent_wall: float = 0.0  # wall-clock time of the latest call (the results' submitted_at)
     dropped: bool = False  # its partition was revoked: its answer is ignored
-    slot: int = -1  # the rate gate's slot its call in flight holds (RateGate.acquire)
     rows: int = BULK_ROWS  # most rows of a bulk call it may go in (1: calls of its own only)
-    #: later records of its key whose changes its payload carries too (coalesced): they share
-    #: its outcome
+    #: later records of its key coalesced into its payload: they share its outcome
     riders: list[SourceRecord] = field(default_factory=list)
     live: bool = True  # a live change, not only a snapshot read: goes first (SPEC §7)
     entry: int = -1  # which entry of a ready queue is its current one (-1: it is not ready)
@@ -81,8 +70,9 @@ class Job:
 
 
 class _Queue:
-    """Ready jobs of one class, oldest first, as ``(entry, job)``: an entry is current while
-    :attr:`Job.entry` names it; the others are skipped."""
+    """Ready jobs of one class, oldest first, as ``(entry, job)``, current while :attr:`Job.entry`
+    is ``entry``. A job leaving other than at the head (a filtered :meth:`Lanes.take`, a claim, a
+    read turned live) leaves a stale entry: skipped, dropped at the head or once half are stale."""
 
     __slots__ = ("_entries", "_stale")
 
@@ -107,7 +97,7 @@ class _Queue:
         return bool(entries)
 
     def left(self) -> None:
-        """One of its entries is no longer current: drop them all once they make up half."""
+        """An entry is no longer current: drop all such once they make up half (O(1) amortised)."""
         self._stale += 1
         if 2 * self._stale > len(self._entries):
             self.keep(lambda _: True)
@@ -128,13 +118,11 @@ class _Ready:
 
 
 class Lanes:
-    """Jobs not yet settled, in per-key lanes; only each lane's head can be handed out, live
-    changes ahead of snapshot reads (see the module's docstring)."""
+    """Jobs not yet settled, in per-key lanes: only a lane's head is ever handed out."""
 
     def __init__(self, snapshot_share: float = 0.1) -> None:
         """``snapshot_share`` (0 to 0.5): the least part of the jobs handed out that go to snapshot
-        reads while live changes wait too. 0: snapshot reads only when no live change is ready;
-        0.5: turn about."""
+        reads while live changes wait too (0: only with no live change ready; 0.5: turn about)."""
         self._share = round(snapshot_share * _TURN)
         self._lanes: dict[LaneKey, deque[Job]] = {}
         self._ready: defaultdict[str, _Ready] = defaultdict(_Ready)
@@ -177,8 +165,7 @@ class Lanes:
     def take(
         self, account: str, now: float, allow: Callable[[Job], bool] | None = None
     ) -> Job | None:
-        """The next ready job of ``account`` that ``allow`` accepts, in :meth:`ready_jobs`'s order
-        (handed out: no longer ready), or ``None``."""
+        """The next ready job of ``account`` that ``allow`` accepts, handed out, or ``None``."""
         self._promote(now)
         ready = self._ready.get(account)
         if ready is None:
@@ -190,8 +177,7 @@ class Lanes:
 
     def ready_jobs(self, account: str, now: float) -> Iterator[Job]:
         """``account``'s ready jobs in the order :meth:`take` would hand them out one after the
-        other (live changes first, a snapshot read each time the credit makes a turn), read only
-        (:meth:`claim` takes some) and valid until the lanes change."""
+        other, read only (:meth:`claim` takes some) and valid until the lanes change."""
         self._promote(now)
         ready = self._ready.get(account)
         return iter(()) if ready is None else self._order(ready)

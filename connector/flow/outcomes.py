@@ -8,8 +8,8 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import TYPE_CHECKING, Any
 
-from connector.flow.observe import Buckets, Tally
 from connector.flow.offsets import OffsetTracker
+from connector.flow.tally import Buckets, Tally
 from connector.logs import get_logger
 from connector.records import Accepted
 

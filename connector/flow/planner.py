@@ -1,7 +1,8 @@
 """[pure] From ready jobs to calls. A :class:`Call` is what the loop sends and settles: one HTTP
-request of one account, under one of its budgets, on behalf of its member jobs, with the
-interpreter that turns its answer into a verdict per member. A planner decides which ready jobs go
-together and on which budget; :class:`SinglePlanner` sends each job alone, on the main budget."""
+request of one account, under one of its budgets, on behalf of its member jobs (none for a status
+poll), with the interpreter that turns its answer into a verdict per member. A planner decides
+which ready jobs go together and on which budget; :class:`SinglePlanner` sends each job alone, on
+the main budget. Every kind of call goes through this seam (records, bulk rows, status polls)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
 
     from connector.flow.accounts import Account, Budget
     from connector.flow.lanes import Job, Lanes
+    from connector.flow.offsets import TopicPartitionKey
     from connector.lsq.answers import Settlement
     from connector.lsq.catalog import Endpoint
     from connector.records import Answer
@@ -37,11 +39,17 @@ class Call:
     interpret: Callable[[Answer], Settlement]
     slot: int = LOG  # the gate's slot it holds while in flight (RateGate.acquire)
     id: str | None = None  # names a call of several records in their results records
+    tp: TopicPartitionKey | None = None  # the partition charged for it (default: its first job's)
+
+    def __post_init__(self) -> None:
+        if self.tp is None and self.members:
+            self.tp = self.members[0].tp
 
     @property
     def dropped(self) -> bool:
-        """Whether every member's partition was revoked meanwhile (its answer changes nothing)."""
-        return all(job.dropped for job in self.members)
+        """Whether every member's partition was revoked meanwhile (its answer changes nothing;
+        a call without members settles what it is for itself)."""
+        return bool(self.members) and all(job.dropped for job in self.members)
 
 
 class Planner(Protocol):

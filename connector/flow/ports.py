@@ -13,9 +13,8 @@ if TYPE_CHECKING:
     from connector.flow.offsets import TopicPartitionKey
     from connector.flow.quota_count import Report, Spent, Unread
     from connector.flow.state_log import Receipt, Replay
-    from connector.flow.tracking import Unfinished
     from connector.lsq.catalog import Request
-    from connector.records import Accepted, Answer, DeadLetter, SourceRecord
+    from connector.records import Accepted, Answer, DeadLetter, SourceRecord, Unfinished
 
 __all__ = ["Calls", "Input", "Originals", "Output", "Recovery", "Spending", "States", "Unchecked"]
 

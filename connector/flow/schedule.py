@@ -1,8 +1,8 @@
-"""[pure] Which turns of the fleet's lanes are open under a learned budget (SPEC §2.8, §7).
+"""[pure] Which turns of the fleet's seats are open under a learned budget (SPEC §2.8, §7).
 
-The configured budget of N calls per window is laid out as N lanes (:mod:`connector.flow.fleet`),
-the same on every replica; each turn of a lane belongs to one partition on it. A budget learned
-from throttle answers never lays the lanes out anew (replicas that learned different budgets
+The configured budget of N calls per window is laid out as N seats (:mod:`connector.flow.fleet`),
+the same on every replica; each turn of a seat belongs to one partition on it. A budget learned
+from throttle answers never lays the seats out anew (replicas that learned different budgets
 would disagree on the layout, and their turns would overlap): it only **closes** turns of that
 layout, by a rule every replica with the same budget applies alike. A replica therefore uses a
 subset of what the configured layout gives it, whatever it learned, so the fleet never sends
@@ -10,10 +10,10 @@ more than the configured budget; and once every replica holds the same learned b
 fleet holds that one.
 
 The rule: only every ``stretch``-th turn is open; of those, consecutive groups of ``block`` open
-turns form a step, and in each step ``open`` of the ``lanes`` lanes are open, a window that
-rotates by ``open`` lanes a step. So every open turn has exactly ``open`` lanes open, every lane is
-open in ``open / lanes`` of the steps, and since ``block`` is a multiple of every lane's partition
-count and ``stretch`` is prime to each, every partition of an open lane gets its turns in each
+turns form a step, and in each step ``open`` of the ``seats`` seats are open, a window that
+rotates by ``open`` seats a step. So every open turn has exactly ``open`` seats open, every seat is
+open in ``open / seats`` of the steps, and since ``block`` is a multiple of every seat's partition
+count and ``stretch`` is prime to each, every partition of an open seat gets its turns in each
 open step: none is starved."""
 
 from __future__ import annotations
@@ -30,38 +30,38 @@ __all__ = ["FULL", "Schedule", "thinned"]
 
 @dataclass(frozen=True, slots=True)
 class Schedule:
-    """Open turns of a thinned layout of ``lanes`` lanes (``lanes == 0``: every turn is open)."""
+    """Open turns of a thinned layout of ``seats`` seats (``seats == 0``: every turn is open)."""
 
-    lanes: int = 0
-    open: int = 0  # lanes open in each open turn
+    seats: int = 0
+    open: int = 0  # seats open in each open turn
     stretch: int = 1  # only turns that are a multiple of it are open
     block: int = 1  # open turns per step of the rotation
 
     @property
     def full(self) -> bool:
         """Whether nothing is closed."""
-        return self.lanes == 0 or (self.open >= self.lanes and self.stretch == 1)
+        return self.seats == 0 or (self.open >= self.seats and self.stretch == 1)
 
     @property
     def density(self) -> float:
-        """The part of each lane's turns that are open."""
-        return 1.0 if self.full else self.open / self.lanes / self.stretch
+        """The part of each seat's turns that are open."""
+        return 1.0 if self.full else self.open / self.seats / self.stretch
 
-    def opens(self, lane: int, turn: int) -> bool:
-        """Whether ``turn`` of ``lane`` is open."""
+    def opens(self, seat: int, turn: int) -> bool:
+        """Whether ``turn`` of ``seat`` is open."""
         if self.full:
             return True
         if turn % self.stretch:
             return False
         step = turn // self.stretch // self.block
-        return (lane - step * self.open) % self.lanes < self.open
+        return (seat - step * self.open) % self.seats < self.open
 
     @property
     def horizon(self) -> int:
-        """Turns within which every turn position of every lane comes open again."""
+        """Turns within which every turn position of every seat comes open again."""
         if self.full:
             return 1
-        steps = math.ceil(self.lanes / max(1, self.open)) + 1
+        steps = math.ceil(self.seats / max(1, self.open)) + 1
         return self.stretch * self.block * steps
 
 
@@ -69,7 +69,7 @@ FULL = Schedule()
 
 
 def thinned(
-    lanes: int,
+    seats: int,
     members: Iterable[int],
     rate: tuple[int, float],
     *,
@@ -78,7 +78,7 @@ def thinned(
     counted_within: float,
 ) -> Schedule:
     """The schedule that keeps ``rate`` (at most ``calls`` in any ``seconds``) on a layout of
-    ``lanes`` lanes whose partition counts are ``members``, with turns of ``turn`` seconds whose
+    ``seats`` seats whose partition counts are ``members``, with turns of ``turn`` seconds whose
     calls LeadSquared counts within ``counted_within`` seconds of the turn's start. Calls of
     turns ``d`` apart are counted at least ``d * turn - counted_within`` apart, so a window of
     ``seconds`` sees the calls of at most ``k`` consecutive turns (``k = 1`` when ``seconds`` is
@@ -87,18 +87,18 @@ def thinned(
     counts = set(members) or {1}
     block = math.lcm(*counts)
     if seconds <= window:
-        return Schedule(lanes, min(calls, lanes), 1, block)
+        return Schedule(seats, min(calls, seats), 1, block)
     k = math.floor((seconds + counted_within) / turn) + 1
-    best = Schedule(lanes, 0, 1, block)
+    best = Schedule(seats, 0, 1, block)
     for stretch in range(1, k + 1):
         if any(math.gcd(stretch, count) != 1 for count in counts):
             continue
-        open_ = min(lanes, calls // math.ceil(k / stretch))
+        open_ = min(seats, calls // math.ceil(k / stretch))
         if open_ / stretch > best.open / best.stretch:
-            best = Schedule(lanes, open_, stretch, block)
-    if best.open == 0:  # fewer calls than turns in a window: one lane every few turns
+            best = Schedule(seats, open_, stretch, block)
+    if best.open == 0:  # fewer calls than turns in a window: one seat every few turns
         stretch = next(s for s in range(k, 2 * k + max(counts) + 2) if _prime_to(s, counts))
-        best = Schedule(lanes, min(lanes, calls), stretch, block)
+        best = Schedule(seats, min(seats, calls), stretch, block)
     return best
 
 

@@ -67,6 +67,8 @@ class Settlement:
 
     call: Verdict
     members: tuple[Verdict, ...]
+    #: whether the answer is evidence of the account's state (a status poll's only when throttled)
+    observed: bool = True
 
 
 def single(operation: Operation, mode: Mode) -> Callable[[Answer], Settlement]:

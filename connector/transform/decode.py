@@ -51,8 +51,9 @@ class _Read(Protocol):
 
 
 #: fastavro's compiled reader recurses on the C stack: a recursive schema (a tree, a linked list)
-#: with deeply nested data crashes the process. Such schemas use the pure-Python reader, which
-#: raises RecursionError instead.
+#: with deeply nested data crashes the process (SIGSEGV). Such schemas use the pure-Python reader,
+#: which raises RecursionError instead. fastavro has no public name for it: this private one is
+#: pinned by tests/unit/test_decode_safe_reader.py.
 _FAST_READ: _Read = fastavro.schemaless_reader
 _SAFE_READ = cast("_Read", _read_py.schemaless_reader)
 

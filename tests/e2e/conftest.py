@@ -8,19 +8,19 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from connector.testing import trials
-from connector.testing.cdc import ACTIVITIES, LEADS, CdcWriter
-from connector.testing.demo import DEAD_LETTERS, RESULTS, sink_config
-from connector.testing.kafka import create_topics, unique_name
-from connector.testing.registry import SchemaRegistryServer
+from lsq_stack import trials
+from lsq_stack.cdc import ACTIVITIES, LEADS, CdcWriter
+from lsq_stack.demo import DEAD_LETTERS, RESULTS, sink_config
+from lsq_stack.kafka import create_topics, unique_name
+from lsq_stack.registry import SchemaRegistryServer
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
 
-    from connector.testing.broker import Broker
-    from connector.testing.cdc import Event
-    from connector.testing.sim import Simulator
+    from lsq_sim import Simulator
+    from lsq_stack.broker import Broker
+    from lsq_stack.cdc import Event
 
 
 @pytest.fixture(scope="session")

@@ -11,20 +11,20 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from connector.testing.cdc import CdcWriter, Event, envelope, lead_row
-from connector.testing.kafka import create_topics, read_all, unique_name
-from connector.testing.reliability import wait_until
-from connector.testing.sim import AnswerClass, DailyQuota, RateLimit, SimConfig, Simulator
-from connector.testing.sim.config import Account as SimAccount
-from connector.testing.sink import SinkProcess
+from lsq_sim import AnswerClass, DailyQuota, RateLimit, SimConfig, Simulator
+from lsq_sim.config import Account as SimAccount
+from lsq_stack.cdc import CdcWriter, Event, envelope, lead_row
+from lsq_stack.kafka import create_topics, read_all, unique_name
+from lsq_stack.reliability import wait_until
+from lsq_stack.sink import SinkProcess
 from tests.e2e.conftest import Topics, config, produce
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from connector.testing.broker import Broker
-    from connector.testing.registry import SchemaRegistryServer
-    from connector.testing.sim.views import AccountStats
+    from lsq_sim.views import AccountStats
+    from lsq_stack.broker import Broker
+    from lsq_stack.registry import SchemaRegistryServer
 
 LEADS = 50
 WINDOW_S = 1.0  # time-scaled: LeadSquared's window is 5 s

@@ -14,23 +14,23 @@ import fastavro
 import pytest
 
 from connector.flow.codec import RESULT_SCHEMA
-from connector.testing.cdc import Event, activity_row, envelope, lead_row
-from connector.testing.kafka import committed_offsets, create_topics, read_all, unique_name
-from connector.testing.reliability import wait_until
-from connector.testing.scenario import expected_create_custom
-from connector.testing.sim import AnswerClass, FaultRule, Faults, RateLimit, SimConfig, Simulator
-from connector.testing.sim.config import StoreRules
-from connector.testing.sink import SinkProcess
+from lsq_sim import AnswerClass, FaultRule, Faults, RateLimit, SimConfig, Simulator
+from lsq_sim.config import StoreRules
+from lsq_stack.cdc import Event, activity_row, envelope, lead_row
+from lsq_stack.kafka import committed_offsets, create_topics, read_all, unique_name
+from lsq_stack.reliability import wait_until
+from lsq_stack.scenario import expected_create_custom
+from lsq_stack.sink import SinkProcess
 from tests.e2e.conftest import Topics, config, produce
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
 
-    from connector.testing.broker import Broker
-    from connector.testing.kafka import Received
-    from connector.testing.registry import SchemaRegistryServer
-    from connector.testing.sim.views import AccountStats, LoggedRequest, StoreView
+    from lsq_sim.views import AccountStats, LoggedRequest, StoreView
+    from lsq_stack.broker import Broker
+    from lsq_stack.kafka import Received
+    from lsq_stack.registry import SchemaRegistryServer
 
 CAPTURE = "/v2/LeadManagement.svc/Lead/Bulk/CreateOrUpdate"
 ACTIVITIES = "/v2/ProspectActivity.svc/Bulk/CustomActivity/Add/ByLeadField"

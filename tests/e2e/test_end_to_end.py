@@ -11,18 +11,18 @@ from typing import TYPE_CHECKING, Any
 import fastavro
 
 from connector.flow.codec import RESULT_SCHEMA
-from connector.testing.kafka import committed_offsets, read_topic
-from connector.testing.scenario import build_scenario
-from connector.testing.sim import AnswerClass, Simulator
-from connector.testing.sink import SinkProcess
+from lsq_sim import AnswerClass, Simulator
+from lsq_stack.kafka import committed_offsets, read_topic
+from lsq_stack.scenario import build_scenario
+from lsq_stack.sink import SinkProcess
 from tests.e2e.conftest import config, produce
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from connector.testing.broker import Broker
-    from connector.testing.registry import SchemaRegistryServer
-    from connector.testing.sim import LoggedRequest
+    from lsq_sim import LoggedRequest
+    from lsq_stack.broker import Broker
+    from lsq_stack.registry import SchemaRegistryServer
     from tests.e2e.conftest import Topics
 
 _RESULT = fastavro.parse_schema(RESULT_SCHEMA)
@@ -155,7 +155,7 @@ def _outcomes(sink: SinkProcess) -> int:
 
 
 def _rejecting() -> Any:
-    from connector.testing.demo import rejecting_simulator  # noqa: PLC0415
+    from lsq_stack.demo import rejecting_simulator  # noqa: PLC0415
 
     return rejecting_simulator()
 

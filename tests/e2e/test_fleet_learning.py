@@ -3,7 +3,7 @@ replicas in one group, configured for 10 calls per window, against one simulated
 real limit is 6 and whose throttle answers state no limit (the gateway's ``429 Too Many
 Requests``). Each replica lowers its own budget (AIMD) on the throttle answers its own calls get
 and recovers on its own, so the replicas hold different learned budgets at the same time (some on
-the sliding-window log, some below one lane per partition, on thinned turns); a learned budget
+the sliding-window log, some below one seat per partition, on thinned turns); a learned budget
 only closes turns of the layout laid out over the configured budget, so whatever they learned,
 the fleet never sends more than the configured 10 in any window. Every record still ends with
 exactly one outcome, commits reach the end, and throttle answers stay rare."""
@@ -16,14 +16,14 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from connector.testing.reliability import wait_until
-from connector.testing.sim import AnswerClass, RateLimit, SimConfig, Simulator
-from connector.testing.trials import Stack
+from lsq_sim import AnswerClass, RateLimit, SimConfig, Simulator
+from lsq_stack.reliability import wait_until
+from lsq_stack.trials import Stack
 
 if TYPE_CHECKING:
-    from connector.testing.broker import Broker
-    from connector.testing.registry import SchemaRegistryServer
-    from connector.testing.sim import AccountStats
+    from lsq_sim import AccountStats
+    from lsq_stack.broker import Broker
+    from lsq_stack.registry import SchemaRegistryServer
 
 REPLICAS, PARTITIONS, RECORDS = 3, 6, 150
 WINDOW_S = 1.0  # time-scaled: LeadSquared's window is 5 s

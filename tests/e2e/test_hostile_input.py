@@ -22,20 +22,20 @@ from confluent_kafka import Producer
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 
 from connector.flow.codec import RESULT_SCHEMA
-from connector.testing.cdc import LEADS, CdcWriter, Event, envelope, lead_row, schema_text
-from connector.testing.kafka import committed_offsets, read_topic
-from connector.testing.scenario import expected_capture
-from connector.testing.sim import RateLimit, SimConfig, Simulator
-from connector.testing.sink import SinkProcess
+from lsq_sim import RateLimit, SimConfig, Simulator
+from lsq_stack.cdc import LEADS, CdcWriter, Event, envelope, lead_row, schema_text
+from lsq_stack.kafka import committed_offsets, read_topic
+from lsq_stack.scenario import expected_capture
+from lsq_stack.sink import SinkProcess
 from tests.e2e.conftest import config
 
 if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
 
-    from connector.testing.broker import Broker
-    from connector.testing.kafka import Received
-    from connector.testing.registry import SchemaRegistryServer
+    from lsq_stack.broker import Broker
+    from lsq_stack.kafka import Received
+    from lsq_stack.registry import SchemaRegistryServer
     from tests.e2e.conftest import Topics
 
 SEED = 20_260_417

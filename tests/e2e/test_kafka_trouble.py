@@ -21,22 +21,22 @@ import pytest
 from confluent_kafka import KafkaError
 
 from connector.flow.codec import RESULT_SCHEMA
-from connector.testing.broker import TansuBroker
-from connector.testing.cdc import ACTIVITIES, LEADS, CdcWriter
-from connector.testing.demo import DEAD_LETTERS, RESULTS, rejecting_simulator, sink_config
-from connector.testing.kafka import committed_offsets, create_topics, read_topic, unique_name
-from connector.testing.mockcluster import MockCluster
-from connector.testing.scenario import build_scenario
-from connector.testing.sim import SimConfig, Simulator
-from connector.testing.sink import SinkProcess
+from lsq_sim import SimConfig, Simulator
+from lsq_stack.broker import TansuBroker
+from lsq_stack.cdc import ACTIVITIES, LEADS, CdcWriter
+from lsq_stack.demo import DEAD_LETTERS, RESULTS, rejecting_simulator, sink_config
+from lsq_stack.kafka import committed_offsets, create_topics, read_topic, unique_name
+from lsq_stack.mockcluster import MockCluster
+from lsq_stack.scenario import build_scenario
+from lsq_stack.sink import SinkProcess
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
 
-    from connector.testing.cdc import Event
-    from connector.testing.registry import SchemaRegistryServer
-    from connector.testing.sim import LoggedRequest
+    from lsq_sim import LoggedRequest
+    from lsq_stack.cdc import Event
+    from lsq_stack.registry import SchemaRegistryServer
 
 _RESULT = fastavro.parse_schema(RESULT_SCHEMA)
 _OUTCOMES = {"record.accepted", "record.dead_lettered", "record.skipped"}

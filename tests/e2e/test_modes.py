@@ -14,17 +14,17 @@ import httpx
 from confluent_kafka import Producer
 
 from connector.flow.codec import RESULT_SCHEMA
-from connector.testing.kafka import read_topic
-from connector.testing.scenario import build_scenario
-from connector.testing.sim import SimConfig, Simulator
-from connector.testing.sink import SinkProcess
+from lsq_sim import SimConfig, Simulator
+from lsq_stack.kafka import read_topic
+from lsq_stack.scenario import build_scenario
+from lsq_stack.sink import SinkProcess
 from tests.e2e.conftest import config, produce
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from connector.testing.broker import Broker
-    from connector.testing.registry import SchemaRegistryServer
+    from lsq_stack.broker import Broker
+    from lsq_stack.registry import SchemaRegistryServer
     from tests.e2e.conftest import Topics
 
 _RESULT = fastavro.parse_schema(RESULT_SCHEMA)

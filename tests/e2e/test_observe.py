@@ -6,9 +6,9 @@ from __future__ import annotations
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from connector.testing import trials
-from connector.testing.reliability import wait_until
-from connector.testing.sim import RateLimit, SimConfig, Simulator
+from lsq_sim import RateLimit, SimConfig, Simulator
+from lsq_stack import trials
+from lsq_stack.reliability import wait_until
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 

@@ -24,19 +24,19 @@ from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from connector.errors import DecodeError
 from connector.flow.codec import dead_letter, source_of
 from connector.records import DeadLetter, SourceRecord
-from connector.testing.cdc import LEADS, CdcWriter, Event, envelope, lead_row
-from connector.testing.kafka import committed_offsets, create_topics, read_all
-from connector.testing.sim import AnswerClass, FaultRule, Faults, RateLimit, SimConfig, Simulator
-from connector.testing.sink import SinkProcess
 from connector.transform.decode import wire_schema_id
+from lsq_sim import AnswerClass, FaultRule, Faults, RateLimit, SimConfig, Simulator
+from lsq_stack.cdc import LEADS, CdcWriter, Event, envelope, lead_row
+from lsq_stack.kafka import committed_offsets, create_topics, read_all
+from lsq_stack.sink import SinkProcess
 from tests.e2e.conftest import config
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from connector.testing.broker import Broker
-    from connector.testing.kafka import Received
-    from connector.testing.registry import SchemaRegistryServer
+    from lsq_stack.broker import Broker
+    from lsq_stack.kafka import Received
+    from lsq_stack.registry import SchemaRegistryServer
     from tests.e2e.conftest import Topics
 
 LIMIT = 1_000_000  # the producer's message.max.bytes (librdkafka's default)

@@ -10,12 +10,12 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from connector.testing import trials
-from connector.testing.kafka import read_all
-from connector.testing.sim import RateLimit, SimConfig, Simulator
+from lsq_sim import RateLimit, SimConfig, Simulator
+from lsq_stack import trials
+from lsq_stack.kafka import read_all
 
 if TYPE_CHECKING:
-    from connector.testing.reliability import Trial
+    from lsq_stack.reliability import Trial
 
 
 def _complete(trial: Trial) -> None:

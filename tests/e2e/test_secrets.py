@@ -21,19 +21,19 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from connector.testing.cdc import LEADS, CdcWriter, Event, envelope, lead_row
-from connector.testing.demo import sink_config
-from connector.testing.kafka import create_topics, read_topic, unique_name
-from connector.testing.registry import SchemaRegistryServer
-from connector.testing.sim import Account, FaultRule, Faults, RateLimit, SimConfig, Simulator
-from connector.testing.sink import SinkProcess
+from lsq_sim import Account, FaultRule, Faults, RateLimit, SimConfig, Simulator
+from lsq_stack.cdc import LEADS, CdcWriter, Event, envelope, lead_row
+from lsq_stack.demo import sink_config
+from lsq_stack.kafka import create_topics, read_topic, unique_name
+from lsq_stack.registry import SchemaRegistryServer
+from lsq_stack.sink import SinkProcess
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
-    from connector.testing.broker import Broker
-    from connector.testing.kafka import Received
-    from connector.testing.sim import LoggedRequest
+    from lsq_sim import LoggedRequest
+    from lsq_stack.broker import Broker
+    from lsq_stack.kafka import Received
 
 ACCESS_KEY = "u$rAK-lsq-5ecret-access-0a1b2c3d"  # LeadSquared's access keys start with u$
 SECRET_KEY = "SK/lsq+5ecret=secret&9f8e7d6c"  # more characters that URL encoding changes

@@ -20,16 +20,16 @@ import fastavro
 import pytest
 
 from connector.flow.codec import RESULT_SCHEMA
-from connector.testing.cdc import CdcWriter, Event, envelope, lead_row
-from connector.testing.kafka import committed_offsets, create_topics, read_all, unique_name
-from connector.testing.sim import Processing, RateLimit, SimConfig, Simulator, StoreRules
-from connector.testing.sink import SinkProcess
+from lsq_sim import Processing, RateLimit, SimConfig, Simulator, StoreRules
+from lsq_stack.cdc import CdcWriter, Event, envelope, lead_row
+from lsq_stack.kafka import committed_offsets, create_topics, read_all, unique_name
+from lsq_stack.sink import SinkProcess
 from tests.e2e.conftest import Topics, config
 
 if TYPE_CHECKING:
-    from connector.testing.broker import Broker
-    from connector.testing.kafka import Received
-    from connector.testing.registry import SchemaRegistryServer
+    from lsq_stack.broker import Broker
+    from lsq_stack.kafka import Received
+    from lsq_stack.registry import SchemaRegistryServer
 
 GOOD, BAD = 60, 12  # records of the correct route and of the misspelled one
 CANARY = 3

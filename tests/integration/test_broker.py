@@ -13,8 +13,8 @@ from pathlib import Path
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient
 
-from connector.testing.broker import Broker, TansuBroker
-from connector.testing.kafka import committed_offsets, create_topics, read_topic, unique_name
+from lsq_stack.broker import Broker, TansuBroker
+from lsq_stack.kafka import committed_offsets, create_topics, read_topic, unique_name
 
 
 def _produce(bootstrap: str, topic: str, count: int) -> None:

@@ -10,7 +10,8 @@ import httpx
 import pytest
 
 from connector.adapters.health import HealthServer
-from connector.flow.observe import Snapshot, Tally
+from connector.flow.observe import Snapshot
+from connector.flow.tally import Tally
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import pytest
 from confluent_kafka import Consumer, KafkaError, Message, Producer
 
-from connector.testing.mockcluster import ApiKey, MockCluster, MockClusterError
+from lsq_stack.mockcluster import ApiKey, MockCluster, MockClusterError
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -18,12 +18,12 @@ from connector.adapters.results import OutcomeWriter
 from connector.errors import OutputError
 from connector.flow.codec import RESULT_SCHEMA, ResultEncoder, dead_letter
 from connector.records import Accepted, DeadLetter, SourceRecord
-from connector.testing.kafka import create_topics, read_all, unique_name
-from connector.testing.mockcluster import ApiKey, MockCluster
+from lsq_stack.kafka import create_topics, read_all, unique_name
+from lsq_stack.mockcluster import ApiKey, MockCluster
 
 if TYPE_CHECKING:
-    from connector.testing.broker import Broker
-    from connector.testing.kafka import Received
+    from lsq_stack.broker import Broker
+    from lsq_stack.kafka import Received
 
 LIMIT = 1_000_000  # librdkafka's default message.max.bytes
 WHY = DeadLetter("decode", "magic byte 0xff is not 0", "DecodeError")

@@ -14,15 +14,15 @@ from connector.adapters.quota import QuotaTopic, quota_key
 from connector.errors import FatalError
 from connector.flow.quota import SLICES, Quota
 from connector.flow.quotas import RETRY_S, Quotas
-from connector.testing.demo import sink_config
-from connector.testing.kafka import create_topics, unique_name
-from connector.testing.registry import SchemaRegistryServer
-from connector.testing.sink import SinkProcess
+from lsq_stack.demo import sink_config
+from lsq_stack.kafka import create_topics, unique_name
+from lsq_stack.registry import SchemaRegistryServer
+from lsq_stack.sink import SinkProcess
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from connector.testing.broker import Broker
+    from lsq_stack.broker import Broker
 
 DAY = 3600.0
 LEADS = ("crm.public.leads", 0)

@@ -15,11 +15,11 @@ from connector.adapters.originals import SourceReader
 from connector.adapters.results import OutcomeWriter
 from connector.flow.codec import ResultEncoder
 from connector.records import Accepted, SourceRecord
-from connector.testing.kafka import create_topics, unique_name
+from lsq_stack.kafka import create_topics, unique_name
 
 if TYPE_CHECKING:
     from connector.flow.offsets import TopicPartitionKey
-    from connector.testing.broker import Broker
+    from lsq_stack.broker import Broker
 
 ACCEPTED = Accepted("capture", "leads", "main", "req-1", None, 1_700_000_000_000, 1, 200)
 

@@ -15,13 +15,13 @@ from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerialize
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from connector.flow.codec import RESULT_SCHEMA
-from connector.testing.kafka import create_topics, read_topic, unique_name
-from connector.testing.registry import SchemaRegistryServer
+from lsq_stack.kafka import create_topics, read_topic, unique_name
+from lsq_stack.registry import SchemaRegistryServer
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from connector.testing.broker import Broker
+    from lsq_stack.broker import Broker
 
 LEAD_V1 = {
     "type": "record",

@@ -18,11 +18,11 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 from connector.adapters.schemas import RegistrySchemas, registry_client
 from connector.errors import DecodeError, SchemaSourceError
 from connector.records import Change
-from connector.testing.kafka import unique_name
-from connector.testing.registry import SchemaRegistryServer
-from connector.testing.serve import ServerThread
 from connector.transform.decode import Decoder
 from connector.transform.unwrap import unwrap
+from lsq_stack.kafka import unique_name
+from lsq_stack.registry import SchemaRegistryServer
+from lsq_stack.serve import ServerThread
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -6,7 +6,7 @@ import httpx
 import pytest
 from aiohttp import web
 
-from connector.testing.serve import ServerThread
+from lsq_stack.serve import ServerThread
 
 
 async def _hello(_: web.Request) -> web.Response:

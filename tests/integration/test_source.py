@@ -10,11 +10,11 @@ from typing import TYPE_CHECKING
 import pytest
 
 from connector.adapters.consume import Source
-from connector.testing.kafka import create_topics, unique_name
+from lsq_stack.kafka import create_topics, unique_name
 
 if TYPE_CHECKING:
     from connector.flow.offsets import TopicPartitionKey
-    from connector.testing.broker import Broker
+    from lsq_stack.broker import Broker
 
 
 class _Listener:

@@ -29,8 +29,8 @@ def _stop(proc: subprocess.Popen[str]) -> int:
 
 
 def test_broker_command_line_prints_bootstrap_and_serves() -> None:
-    """`python -m connector.testing.broker` announces a bootstrap address that answers metadata."""
-    proc, bootstrap = _start("connector.testing.broker", r"KAFKA_BOOTSTRAP_SERVERS=(\S+)")
+    """`python -m lsq_stack.broker` announces a bootstrap address that answers metadata."""
+    proc, bootstrap = _start("lsq_stack.broker", r"KAFKA_BOOTSTRAP_SERVERS=(\S+)")
     try:
         metadata = AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=10)
         assert len(metadata.brokers) == 1
@@ -39,8 +39,8 @@ def test_broker_command_line_prints_bootstrap_and_serves() -> None:
 
 
 def test_registry_command_line_prints_url_and_serves() -> None:
-    """`python -m connector.testing.registry` announces a URL that answers the REST API."""
-    proc, url = _start("connector.testing.registry", r"listening on (http://127\.0\.0\.1:\d+)")
+    """`python -m lsq_stack.registry` announces a URL that answers the REST API."""
+    proc, url = _start("lsq_stack.registry", r"listening on (http://127\.0\.0\.1:\d+)")
     try:
         assert httpx.get(f"{url}/subjects").json() == []
         assert httpx.get(f"{url}/config").json() == {"compatibilityLevel": "BACKWARD"}

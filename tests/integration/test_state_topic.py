@@ -13,10 +13,10 @@ from connector.flow.fingerprints import Memory
 from connector.flow.lanes import Job
 from connector.flow.state_log import OPEN, SEAL, fingerprint_value, marker_key, seal_value
 from connector.records import Payload, SourceRecord
-from connector.testing.kafka import create_topics, read_all, unique_name
+from lsq_stack.kafka import create_topics, read_all, unique_name
 
 if TYPE_CHECKING:
-    from connector.testing.broker import Broker
+    from lsq_stack.broker import Broker
 
 LEADS = ("crm.public.leads", 1)
 

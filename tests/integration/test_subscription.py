@@ -15,12 +15,12 @@ from confluent_kafka import Producer
 from connector.adapters.consume import Source
 from connector.settings.model import Settings
 from connector.settings.patterns import parse
-from connector.testing.kafka import create_topics, unique_name
+from lsq_stack.kafka import create_topics, unique_name
 
 if TYPE_CHECKING:
     from connector.flow.offsets import TopicPartitionKey
     from connector.records import SourceRecord
-    from connector.testing.broker import Broker
+    from lsq_stack.broker import Broker
 
 _SETTLE_SECONDS = 3.0  # after the wanted records: time for records of other topics to show up
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from connector.testing.sim import Processing, SimConfig, SimProcess, StoreRules
+from lsq_sim import Processing, SimConfig, SimProcess, StoreRules
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -11,17 +11,17 @@ from typing import TYPE_CHECKING, Any
 
 from connector.lsq.coalesce import combine
 from connector.records import Payload
-from connector.testing.sim.bodies import parse_submission
-from connector.testing.sim.config import StoreRules
-from connector.testing.sim.ops import execute
-from connector.testing.sim.records import MXError, Operation
-from connector.testing.sim.store import LeadStore
+from lsq_sim.bodies import parse_submission
+from lsq_sim.config import StoreRules
+from lsq_sim.ops import execute
+from lsq_sim.records import MXError, Operation
+from lsq_sim.store import LeadStore
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
     from connector.lsq.coalesce import Coalesce
-    from connector.testing.sim.records import LeadField
+    from lsq_sim.records import LeadField
 
 LEAD_ID = "P1"  # the lead that exists before the changes, when one does
 MODES: tuple[Coalesce, ...] = ("latest", "merge")

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from functools import partial
+from typing import TYPE_CHECKING, Any, cast
 
 from connector.flow.accounts import BULK, MAIN, Account
 from connector.flow.bulk import BulkPlanner
 from connector.flow.gates import RateGate
+from connector.flow.members import FoundOutcomes, KnownPayloads, QuotaCounts
 from connector.flow.quotas import Quotas
-from connector.flow.tracking import Tracking
+from connector.flow.tracking import Tracker, Tracking
 from connector.pipeline import Pipeline
 from connector.records import Answer, SourceRecord
 from connector.settings.model import FlowSettings, RetrySettings
@@ -23,13 +25,13 @@ if TYPE_CHECKING:
 
     from connector.flow.fingerprints import Memory
     from connector.flow.offsets import TopicPartitionKey
+    from connector.flow.participant import Loop, Participant
     from connector.flow.planner import Planner
-    from connector.flow.ports import Spending
+    from connector.flow.ports import Calls, Spending
     from connector.flow.quota import Quota
-    from connector.flow.tracking import Unfinished
     from connector.lsq.catalog import Request
     from connector.lsq.coalesce import Coalesce
-    from connector.records import Accepted, DeadLetter
+    from connector.records import Accepted, DeadLetter, Unfinished
     from connector.settings.status import StatusSettings
 
 ACCEPTED = Answer(200, b'{"Status":"Request accepted.","RequestID":"req-1"}')
@@ -81,7 +83,11 @@ class FakeInput:
         for kind, tps in self.rebalances:
             assert self.listener is not None
             self.in_callback = True
+            if kind == "assigned":  # assigned partitions are in the assignment in the callback
+                self.owned += [tp for tp in tps if tp not in self.owned]
             getattr(self.listener, kind)(tps)
+            if kind != "assigned":  # revoked or lost ones leave it after the callback
+                self.owned = [tp for tp in self.owned if tp not in tps]
             self.in_callback = False
         self.rebalances.clear()
         ready = [r for r in self.pending if (r.topic, r.partition) not in self.paused]
@@ -224,6 +230,22 @@ class FakeCalls:
         return [_email(s.request) for s in self.sent]
 
 
+@dataclass
+class SplitCalls:
+    """The one Calls port of a loop with completion tracking, as two fakes: Status and Metrics
+    API calls go to ``polls``, every other call to ``records`` (tickets are the loop's, unique)."""
+
+    records: FakeCalls
+    polls: FakeCalls
+
+    def submit(self, ticket: int, account: str, request: Request) -> None:
+        status = request.endpoint.host == "status"
+        (self.polls if status else self.records).submit(ticket, account, request)
+
+    def collect(self, timeout: float) -> list[tuple[int, Answer]]:
+        return self.records.collect(timeout) + self.polls.collect(0)
+
+
 def _email(request: Request) -> str:
     body = request.body
     assert body is not None
@@ -334,6 +356,7 @@ class Harness:
     clock: Clock
     account: Account
     tracked: Tracked | None = None
+    recovery: FakeRecovery = field(default_factory=lambda: FakeRecovery({}))
 
     def feed(self, *records: SourceRecord) -> None:
         self.input.pending += records
@@ -363,12 +386,14 @@ def harness(
     memory: Memory | None = None,
     quota: tuple[Quota, Spending] | None = None,
     status: StatusSettings | None = None,
+    recovery: FakeRecovery | None = None,
+    clock: Clock | None = None,
 ) -> Harness:
     """The loop over fakes; with ``bulk``, the route sends bulk calls (:class:`BulkPlanner`);
     with ``quota``, the account has that daily quota, kept through that port; with ``status``,
     accepted calls are tracked (their Status API calls go to ``tracked.calls``, and the wall
     clock moves with the monotonic one)."""
-    clock, retry = Clock(), retry or RetrySettings()
+    clock, retry = clock or Clock(), retry or RetrySettings()
     gates, limits = {MAIN: RateGate(calls, window, margin=0.0)}, {MAIN: (calls, window)}
     if bulk is not None:
         gates[BULK], limits[BULK] = RateGate(bulk[2], window, margin=0.0), (bulk[2], window)
@@ -380,31 +405,35 @@ def harness(
     if bulk is not None and planner is None:
         planner = BulkPlanner(lambda topic: the_route if topic == "leads" else None)
     output, fake_calls, fake_input = FakeOutput(auto_ack), FakeCalls(clock), FakeInput()
-    tracked = tracking = None
+    recovery = recovery or FakeRecovery(recovered or {})
+    participants: list[Callable[[Loop], Participant]] = [partial(FoundOutcomes, recovery)]
+    if quota is not None:
+        quotas = Quotas({"main": quota[0]}, quota[1])
+        participants.append(lambda loop: QuotaCounts(quotas, loop.wall))
+    if memory is not None:
+        participants.append(lambda _: KnownPayloads(memory))
+    tracked, calls_port = None, cast("Calls", fake_calls)
     if status is not None:
         tracked = Tracked(FakeCalls(clock), FakeOriginals(), FakeUnchecked())
-        tracking = Tracking(
-            status, (the_route,), tracked.calls, tracked.originals, tracked.unchecked
-        )
+        calls_port = SplitCalls(fake_calls, tracked.calls)
+        tracking = Tracking(status, (the_route,), tracked.originals, tracked.unchecked)
+        participants.append(partial(Tracker, tracking))
     pipeline = Pipeline(
         routes=lambda topic: the_route if topic == "leads" else None,
         accounts={"main": account},
         output=output,
-        calls=fake_calls,
-        recovery=FakeRecovery(recovered or {}),
+        calls=calls_port,
         retry=retry,
         flow=flow or FlowSettings(commit_interval_seconds=0.001),
         planner=planner,
-        memory=memory,
-        quotas=None if quota is None else Quotas({"main": quota[0]}, quota[1]),
-        tracking=tracking,
+        participants=participants,
         clock=clock,
         wall=(lambda: 1_700_000_000.0 + clock()) if status else lambda: 1_700_000_000.0,
         draw=lambda: 0.5,
     )
     pipeline.attach(fake_input)
     fake_input.listener = pipeline
-    return Harness(pipeline, fake_input, output, fake_calls, clock, account, tracked)
+    return Harness(pipeline, fake_input, output, fake_calls, clock, account, tracked, recovery)
 
 
 # -- whole routes (real decode, unwrap and mapping) ---------------------------------------------
@@ -429,7 +458,7 @@ def route_harness(
         accounts={the_route.account: account},
         output=output,
         calls=fake_calls,
-        recovery=FakeRecovery({}),
+        participants=[partial(FoundOutcomes, FakeRecovery({}))],
         retry=RetrySettings(),
         flow=flow or FlowSettings(commit_interval_seconds=0.001),
         clock=clock,

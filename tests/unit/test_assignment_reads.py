@@ -12,7 +12,7 @@ import pytest
 
 from connector.commands.run import _read_on_assignment_s
 from connector.flow.quota import Quota
-from tests.unit.pipeline_fakes import FakeRecovery, harness
+from tests.unit.pipeline_fakes import Clock, FakeRecovery, harness
 from tests.unit.test_quota import TopicLog
 
 if TYPE_CHECKING:
@@ -20,7 +20,6 @@ if TYPE_CHECKING:
 
     from connector.flow.offsets import TopicPartitionKey
     from connector.flow.quota import Spent
-    from tests.unit.pipeline_fakes import Clock
 
 READ_S = 25.0  # what each slow read takes here
 
@@ -46,11 +45,9 @@ class SlowLog(TopicLog):
 
 def test_the_loop_counts_as_turning_between_reads_on_assignment() -> None:
     """Two reads of 25 s each: /livez (60 s) sees the loop turn after each, never 50 s without."""
-    h = harness(quota=(Quota(100, 86_400.0, "greedy"), TopicLog()))
-    slow = SlowRecovery({})
-    slow.clock = h.clock
-    h.pipeline._recovery = slow
-    h.pipeline._quotas._spending = SlowLog(h.clock)  # type: ignore[union-attr]
+    clock, slow = Clock(), SlowRecovery({})
+    slow.clock = clock
+    h = harness(quota=(Quota(100, 86_400.0, "greedy"), SlowLog(clock)), recovery=slow, clock=clock)
     start = h.clock()
     h.pipeline.assigned([("leads", 0)])
     assert h.clock() - start >= 2 * READ_S

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from connector.testing.broker import DEFAULT_KAFKA_IMAGE, choose_broker, kafka_image
+from lsq_stack.broker import DEFAULT_KAFKA_IMAGE, choose_broker, kafka_image
 
 
 def _never(_: str) -> bool:

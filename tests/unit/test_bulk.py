@@ -4,6 +4,7 @@ loop sending bulk calls for backlogs beside single calls, under both budgets."""
 from __future__ import annotations
 
 import json
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -11,6 +12,7 @@ import pytest
 from connector.flow.accounts import BULK, MAIN, Account
 from connector.flow.bulk import BulkPlanner
 from connector.flow.gates import RateGate
+from connector.flow.members import FoundOutcomes
 from connector.lsq.bulk import bulk_answer, bulk_request, row_of
 from connector.pipeline import Pipeline
 from connector.records import Accepted, Answer, DeadLetter, Payload, SourceRecord
@@ -401,7 +403,7 @@ def activity_harness() -> Harness:
         accounts={"main": account},
         output=output,
         calls=calls,
-        recovery=FakeRecovery({}),
+        participants=[partial(FoundOutcomes, FakeRecovery({}))],
         retry=retry,
         flow=FlowSettings(commit_interval_seconds=0.001),
         planner=BulkPlanner(lambda topic: the_route if topic == "visits" else None),

@@ -11,7 +11,7 @@ import pytest
 
 from connector.lsq.coalesce import combine
 from connector.records import Accepted, Payload, SourceRecord
-from connector.testing.sim.records import LeadField
+from lsq_sim.records import LeadField
 from tests.unit.coalesce_fakes import (
     EMAIL,
     MODES,

@@ -14,9 +14,9 @@ from hypothesis import strategies as st
 
 from connector.lsq.coalesce import combine
 from connector.records import Payload, SourceRecord
-from connector.testing.sim.records import LeadField
 from connector.transform.mapping import MappingSpec, compile_mapping
 from connector.transform.route import Route
+from lsq_sim.records import LeadField
 from tests.unit.coalesce_fakes import LEAD_ID, fresh_store, leads, send
 
 if TYPE_CHECKING:

@@ -11,7 +11,7 @@ import pytest
 
 from connector.lsq.coalesce import combine
 from connector.records import Payload
-from connector.testing.sim.records import LeadField
+from lsq_sim.records import LeadField
 from tests.unit.coalesce_fakes import EMAIL, MODES, SEARCH, attrs, both_ways, capture, fields, kyc
 
 if TYPE_CHECKING:

@@ -26,8 +26,8 @@ from connector.cli import main
 from connector.errors import ConfigError
 from connector.settings.load import load_settings
 from connector.settings.model import Settings
-from connector.testing.cdc import SCHEMAS
-from connector.testing.scenario import route_config
+from lsq_stack.cdc import SCHEMAS
+from lsq_stack.scenario import route_config
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator

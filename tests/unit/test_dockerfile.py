@@ -334,7 +334,7 @@ def excluded(path: str) -> bool:
         ".env",
         "dist/lsq_sink-0.1.0-py3-none-any.whl",
         "connector/__pycache__/cli.cpython-311.pyc",
-        "connector/testing/sim/__pycache__/app.cpython-311.pyc",
+        "devkit/lsq_sim/__pycache__/app.cpython-311.pyc",
         "connector/.mypy_cache/x.json",
     ],
 )

@@ -104,13 +104,23 @@ def test_every_test_the_readme_names_exists() -> None:
 
 
 def test_the_architecture_table_names_every_package() -> None:
-    """Each package under ``connector/`` (but the development-only ``testing``) has its row in the
-    README's architecture table, and each row names a package that exists."""
+    """Each package under ``connector/`` has its row in the README's architecture table, and each
+    row names a package that exists."""
     packages = {
-        f"connector/{path.parent.name}/"
-        for path in (ROOT / "connector").glob("*/__init__.py")
-        if path.parent.name != "testing"
+        f"connector/{path.parent.name}/" for path in (ROOT / "connector").glob("*/__init__.py")
     }
     rows = set(re.findall(r"^\| `(connector/\w+/)` \|", README, flags=re.MULTILINE))
     assert len(packages) >= 6
     assert rows == packages
+
+
+def test_the_flow_table_names_every_module_of_the_flow_once() -> None:
+    """The README's table of ``connector/flow/`` names each of its modules exactly once, and only
+    modules that exist."""
+    section = README[README.index("Inside `connector/flow/`") :]
+    table = section[: section.index("\n\n", section.index("| module |"))]
+    named = re.findall(r"`(\w+\.py)`", table)
+    modules = {
+        p.name for p in (ROOT / "connector" / "flow").glob("*.py") if p.name != "__init__.py"
+    }
+    assert sorted(named) == sorted(modules)

@@ -88,7 +88,7 @@ def _rebalance(h: Harness, stream: Stream) -> None:
     h.turn()
     committed = h.input.committed_positions().get(TP, 0)
     done = stream.done()
-    h.pipeline._recovery.found = {TP: {o for o in done if o >= committed}}  # type: ignore[union-attr]  # the fake's
+    h.recovery.found = {TP: {o for o in done if o >= committed}}
     h.input.pending = [r for r in h.input.pending if r.offset < 0]
     h.input.rebalances.append(("assigned", [TP]))
     h.feed(*(r for offset, r in sorted(stream.records.items()) if offset >= committed))

@@ -158,7 +158,7 @@ def test_any_fleet_stays_within_the_budget_in_every_window(
 ) -> None:
     """Any number of calls, partitions and replicas (1 to 6, some with no partition), any
     assignment: together they never exceed N calls in any window, and with a backlog they use
-    at least one call per lane per turn."""
+    at least one call per seat per turn."""
     replicas = data.draw(st.integers(1, min(6, partitions)))
     owners = data.draw(
         st.lists(st.integers(0, replicas - 1), min_size=partitions, max_size=partitions)
@@ -195,8 +195,8 @@ def test_partitions_moving_between_replicas_never_break_the_budget(seed: int) ->
 
 def test_every_budget_of_an_account_gets_its_share_of_the_partitions() -> None:
     """A replica's share applies to each of the account's budgets alike (SPEC §2.8: for every
-    budget): owning one of three partitions, it takes a third of the main lanes and a turn on
-    the single bulk lane, so the fleet keeps both."""
+    budget): owning one of three partitions, it takes a third of the main seats and a turn on
+    the single bulk seat, so the fleet keeps both."""
     retry = RetrySettings()
     gates = {MAIN: RateGate(0, 5.0), BULK: RateGate(0, 5.0)}
     account = Account("a", gates, 4, 5.0, retry, limits={MAIN: (25, 5.0), BULK: (1, 5.0)})
@@ -215,7 +215,7 @@ def test_every_budget_of_an_account_gets_its_share_of_the_partitions() -> None:
     assert gates[MAIN].share == share(25, {0}, 3)
     assert gates[BULK].share == share(1, {0}, 3)
     assert gates[BULK].share.calls == 0
-    assert gates[BULK].share.turns  # a turn on the bulk lane shared by the three partitions
+    assert gates[BULK].share.turns  # a turn on the bulk seat shared by the three partitions
 
 
 def _no_render(_change: Change, _record: SourceRecord) -> Payload:

@@ -1,5 +1,5 @@
 """Invariants 3 and 8 when learned limits meet the fleet (SPEC §2.8): replicas learn budgets from
-the throttle answers each happens to receive, so they hold different ones; the lanes stay laid out
+the throttle answers each happens to receive, so they hold different ones; the seats stay laid out
 over the configured budget on every replica, and a learned budget only closes turns of that
 layout, the same ones on every replica that learned it. Whatever mix of budgets a fleet holds,
 it never sends more than the configured budget in any window; once every replica holds the same
@@ -24,7 +24,7 @@ CONCURRENCY = 64  # calls out at once per replica: never what holds a window bac
 
 def test_one_replica_learning_a_lower_budget_never_makes_the_fleet_send_more() -> None:
     """2 replicas, 51 partitions (the first 26 on one, the rest on the other), 25 calls per 5 s;
-    one replica learns 17. Laid out anew over 17 lanes, its turns overlapped the other's, and the
+    one replica learns 17. Laid out anew over 17 seats, its turns overlapped the other's, and the
     fleet sent 41 in a 5-s window."""
     run = fleet(25, 51, [0 if p < 26 else 1 for p in range(51)], seed=3)
     run.teach(0.0, 0, (17, 5.0))
@@ -104,40 +104,40 @@ def test_any_mix_of_learned_budgets_stays_within_the_configured_one(
 
 @settings(max_examples=200, deadline=None)
 @given(
-    lanes=st.integers(1, 25),
+    seats=st.integers(1, 25),
     members=st.lists(st.integers(1, 4), min_size=1, max_size=2),
     calls=st.integers(1, 25),
     seconds=st.sampled_from([5.0, 10.0, 30.0, 60.0]),
 )
-def test_thinned_turns_open_each_partition_and_no_more_lanes_than_the_rate(
-    lanes: int, members: list[int], calls: int, seconds: float
+def test_thinned_turns_open_each_partition_and_no_more_seats_than_the_rate(
+    seats: int, members: list[int], calls: int, seconds: float
 ) -> None:
     """The schedule a learned rate closes turns by: in any window of the rate's length, at most
-    its calls are open; every turn position of every lane comes open within the horizon."""
+    its calls are open; every turn position of every seat comes open within the horizon."""
     turn = 5.05 + TURN_SEND_S + TURN_GUARD_S
-    counts = [members[lane % len(members)] for lane in range(lanes)]
-    plan = thinned(lanes, counts, (calls, seconds), window=5.0, turn=turn, counted_within=1.5)
+    counts = [members[seat % len(members)] for seat in range(seats)]
+    plan = thinned(seats, counts, (calls, seconds), window=5.0, turn=turn, counted_within=1.5)
     span = int(seconds // turn) + 2
-    opens = [sum(plan.opens(lane, t) for lane in range(lanes)) for t in range(400)]
+    opens = [sum(plan.opens(seat, t) for seat in range(seats)) for t in range(400)]
     for start in range(len(opens)):
         window = range(start, start + span)
         counted = [t for t in window if t < len(opens) and (t - start) * turn - 1.5 <= seconds]
         assert sum(opens[t] for t in counted) <= calls
     horizon = max(counts) * plan.horizon
-    for lane, count in enumerate(counts):
+    for seat, count in enumerate(counts):
         for position in range(count):
-            assert any(plan.opens(lane, t) and t % count == position for t in range(horizon + 1))
+            assert any(plan.opens(seat, t) and t % count == position for t in range(horizon + 1))
 
 
 def test_a_learned_share_is_part_of_the_configured_one() -> None:
     """What a replica takes under any learned budget lies within its configured share: the same
-    lanes, the same partitions on them."""
+    seats, the same partitions on them."""
     configured = share(25, {0, 2, 4}, 51)
     learned = share(25, {0, 2, 4}, 51, (17, 5.0))
     assert set(learned.turns) <= set(configured.turns) | {0, 2, 4}
-    for lane, (count, mine) in learned.turns.items():
-        assert count == len(range(lane, 51, 25))
-        assert all(lane + position * 25 in {0, 2, 4} for position in mine)
+    for seat, (count, mine) in learned.turns.items():
+        assert count == len(range(seat, 51, 25))
+        assert all(seat + position * 25 in {0, 2, 4} for position in mine)
 
 
 def test_a_budget_recovering_step_by_step_is_never_held_back_for_long() -> None:

@@ -17,7 +17,7 @@ from connector.flow.limits import DECREASE, RECOVER_WINDOWS, Limit, per_window
 from connector.lsq.answers import Verdict, classify, stated_limit
 from connector.records import Answer
 from connector.settings.model import RetrySettings
-from connector.testing.sim.limiter import SlidingWindow
+from lsq_sim.limiter import SlidingWindow
 from tests.unit.pipeline_fakes import harness, record
 
 

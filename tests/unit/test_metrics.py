@@ -9,7 +9,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from connector.adapters.metrics import SnapshotCollector
 from connector.flow.accounts import MAIN, Account
 from connector.flow.gates import RateGate
-from connector.flow.observe import AccountView, Buckets, Snapshot, Tally, not_ready
+from connector.flow.observe import AccountView, Snapshot, not_ready
+from connector.flow.tally import Buckets, Tally
 from connector.settings.model import RetrySettings
 
 
@@ -121,3 +122,16 @@ def test_not_ready_names_every_reason() -> None:
         "account main: LeadSquared rejects its keys (HTTP 403: Forbidden)",
     )
     assert not_ready(stopping=False, joined=True, results_delayed=False, accounts=[fine]) == ()
+
+
+def test_not_ready_appends_the_reasons_it_is_given_in_order() -> None:
+    """A halted route's reason (or any other given) follows the replica's own."""
+    fine = Account("main", {MAIN: RateGate(25, 5.0)}, 4, 5.0, RetrySettings())
+    reasons = not_ready(
+        stopping=True,
+        joined=True,
+        results_delayed=False,
+        accounts=[fine],
+        reasons=["route leads halted", "route calls halted"],
+    )
+    assert reasons == ("stopping", "route leads halted", "route calls halted")

@@ -17,7 +17,6 @@ from connector.settings.model import FlowSettings, RetrySettings
 from tests.unit.pipeline_fakes import (
     ACCEPTED,
     THROTTLED,
-    FakeRecovery,
     Harness,
     harness,
     record,
@@ -248,6 +247,4 @@ def test_partitions_assigned_while_stopping_are_not_read_back() -> None:
     h = harness()
     h.pipeline.request_stop()
     h.pipeline.assigned([("leads", 0)])
-    recovery = h.pipeline._recovery
-    assert isinstance(recovery, FakeRecovery)
-    assert recovery.asked == []
+    assert h.recovery.asked == []

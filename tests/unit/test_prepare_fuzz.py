@@ -34,7 +34,7 @@ from connector.commands.run import build_routes
 from connector.errors import SchemaSourceError
 from connector.records import DeadLetter, Payload, Skip, SourceRecord, Stage
 from connector.settings.model import Settings
-from connector.testing.scenario import route_config
+from lsq_stack.scenario import route_config
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping

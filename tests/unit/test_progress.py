@@ -9,8 +9,10 @@ from structlog.testing import capture_logs
 
 from connector.flow.accounts import MAIN, Account
 from connector.flow.gates import RateGate
-from connector.flow.observe import Progress, Tally, progress_fields
+from connector.flow.observe import TrackingView
+from connector.flow.progress import Progress, progress_fields, tracking_fields
 from connector.flow.quota import Quota
+from connector.flow.tally import Tally
 from connector.settings.model import RetrySettings
 from tests.unit.pipeline_fakes import harness, record
 
@@ -43,6 +45,28 @@ def test_each_route_drains_at_its_own_rate() -> None:
     assert fields["budgets"] == {"main": {MAIN: 10}}
     assert last.by_route == Counter(leads=200, activities=100)
     assert "quota_left" not in fields
+
+
+def test_tracking_fields_come_from_the_view_and_the_tally() -> None:
+    """Checks in flight, follow-ups by status and status calls; halted routes and LeadSquared's
+    queues only when there are some."""
+    tally = Tally(succeeded=5, failed=2, unknown=1, status_calls=9, status_checks_skipped=3)
+    queues = (("main", "lead.update", 40, 12.5),)
+    fields = tracking_fields(TrackingView(4, ("leads",), queues), tally)
+    assert fields == {
+        "checks": 4,
+        "follow_ups": {"succeeded": 5, "failed": 2, "unknown": 1},
+        "status_calls": 9,
+        "checks_skipped": 3,
+        "halted": ["leads"],
+        "queue": {"main/lead.update": {"pending": 40, "max_delay_s": 12.5}},
+    }
+    assert set(tracking_fields(TrackingView(0, (), ()), Tally())) == {
+        "checks",
+        "follow_ups",
+        "status_calls",
+        "checks_skipped",
+    }
 
 
 def test_a_spent_quota_says_until_when_and_slows_the_drain_estimate() -> None:

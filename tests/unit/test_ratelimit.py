@@ -109,7 +109,7 @@ def test_a_changed_share_keeps_what_both_allow_until_the_new_one_applies() -> No
 
 
 def test_turns_open_one_call_each_at_the_start_of_the_replicas_turns() -> None:
-    """A lane shared by 3 partitions, of which this replica owns the 2nd: one call in the first
+    """A seat shared by 3 partitions, of which this replica owns the 2nd: one call in the first
     half second of every 3rd turn, placed on the wall clock."""
     gate = RateGate(calls=0, window=5.0, margin=0.0, wall_offset=1000.0)
     gate.resize(Share(0, {7: (3, frozenset({1}))}), now=0.0)

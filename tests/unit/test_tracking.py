@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import json
 
-from connector.flow.tracking import Unfinished
-from connector.records import Answer, DeadLetter, SourceRecord
+from connector.records import Answer, DeadLetter, SourceRecord, Unfinished
 from tests.unit.pipeline_fakes import harness, record
 from tests.unit.tracking_fakes import (
     DUPLICATE,

@@ -17,9 +17,9 @@ from connector.adapters.metrics import families
 from connector.flow.checks import Checks
 from connector.flow.codec import result
 from connector.flow.follow_ups import Check
-from connector.flow.observe import Snapshot, Tally, TrackingView
-from connector.flow.tracking import Unfinished
-from connector.records import Accepted, SourceRecord
+from connector.flow.observe import Snapshot, TrackingView
+from connector.flow.tally import Tally
+from connector.records import Accepted, SourceRecord, Unfinished
 from connector.settings.status import StatusSettings
 from tests.unit.pipeline_fakes import harness, route
 from tests.unit.tracking_fakes import (

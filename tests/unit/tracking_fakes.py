@@ -34,9 +34,11 @@ def status_settings(**changes: object) -> StatusSettings:
 
 
 def accept_all(calls: FakeCalls) -> None:
-    """Answer each open submit call with a RequestID of its own (req-<ticket>)."""
-    for sent in [s for s in calls.sent if s.ticket not in calls.done]:
-        body = json.dumps({"Status": "Request accepted", "RequestID": f"req-{sent.ticket}"})
+    """Answer each open submit call with a RequestID of its own (req-<n>: the n-th call sent)."""
+    for n, sent in enumerate(calls.sent):
+        if sent.ticket in calls.done:
+            continue
+        body = json.dumps({"Status": "Request accepted", "RequestID": f"req-{n}"})
         calls.answers.append((sent.ticket, Answer(200, body.encode())))
         calls.done.add(sent.ticket)
 

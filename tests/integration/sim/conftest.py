@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from connector.testing.sim import Processing, RateLimit, SimConfig, Simulator
+from lsq_sim import Processing, RateLimit, SimConfig, Simulator
 from tests.integration.sim.lsq import Api, StartSim
 
 if TYPE_CHECKING:

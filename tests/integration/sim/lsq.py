@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import httpx
 
 if TYPE_CHECKING:
-    from connector.testing.sim import Account, Simulator
+    from lsq_sim import Account, Simulator
 
 JSON_TYPE = "application/json"
 ACCEPTED = "Request accepted. Please use below request id to check the status"

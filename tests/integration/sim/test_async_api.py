@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from connector.testing.sim import AnswerClass
+from lsq_sim import AnswerClass
 from tests.integration.sim.lsq import (
     CAPTURE_BODY,
     CREATE_CUSTOM_BODY,
@@ -18,7 +18,7 @@ from tests.integration.sim.lsq import (
 )
 
 if TYPE_CHECKING:
-    from connector.testing.sim import Simulator
+    from lsq_sim import Simulator
 
 MX_INVALID_USER = {
     "Status": "Error",

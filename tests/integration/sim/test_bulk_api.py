@@ -9,11 +9,11 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 
-from connector.testing.sim import AnswerClass, FaultRule
+from lsq_sim import AnswerClass, FaultRule
 from tests.integration.sim.lsq import BULK_ACTIVITIES, BULK_LEADS, Api, StartSim, lead_row
 
 if TYPE_CHECKING:
-    from connector.testing.sim import Simulator
+    from lsq_sim import Simulator
 
 BY_EMAIL = {"searchBy": "EmailAddress"}
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from connector.testing.sim import AnswerClass, DailyQuota, SimConfig, SimProcess
+from lsq_sim import AnswerClass, DailyQuota, SimConfig, SimProcess
 from tests.integration.sim.lsq import CAPTURE_BODY, Api
 
 #: A high rate limit, so that only the quota refuses; a 3-second day, so that a burst of 8

@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING
 import httpx
 import pytest
 
-from connector.testing.sim import AnswerClass, FaultRule
+from lsq_sim import AnswerClass, FaultRule
 from tests.integration.sim.lsq import CAPTURE_BODY, Api, StartSim
 
 if TYPE_CHECKING:
-    from connector.testing.sim import Simulator
+    from lsq_sim import Simulator
 
 MX_DUPLICATE = {
     "Status": "Error",

@@ -6,11 +6,11 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from connector.testing.sim import LoggedRequest, SimClientError
+from lsq_sim import LoggedRequest, SimClientError
 from tests.integration.sim.lsq import CAPTURE_BODY, Api, StartSim
 
 if TYPE_CHECKING:
-    from connector.testing.sim import Simulator
+    from lsq_sim import Simulator
 
 
 def test_requests_log_shows_exactly_what_was_sent_in_order(sim: Simulator, api: Api) -> None:

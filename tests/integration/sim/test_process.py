@@ -9,7 +9,7 @@ import time
 import httpx
 import pytest
 
-from connector.testing.sim import SimConfig, SimProcess
+from lsq_sim import SimConfig, SimProcess
 from tests.integration.sim.lsq import BULK_LEADS, CAPTURE_BODY, Api, lead_row
 
 

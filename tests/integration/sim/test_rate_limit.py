@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from connector.testing.sim import AnswerClass
+from lsq_sim import AnswerClass
 from tests.integration.sim.lsq import CAPTURE_BODY, Api, StartSim
 
 RATE_LIMIT_BODY = {

@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING
 import httpx
 import pytest
 
-from connector.testing.sim import SimClientError
+from lsq_sim import SimClientError
 from tests.integration.sim.lsq import BULK_ACTIVITIES, Api
 
 if TYPE_CHECKING:
-    from connector.testing.sim import Simulator
+    from lsq_sim import Simulator
 
 SEEDED = [
     {"EmailAddress": "a@x.io", "FirstName": "A"},

@@ -9,7 +9,7 @@ import pytest
 from tests.integration.sim.lsq import CREATE_CUSTOM_BODY, Api, StartSim, activity_body
 
 if TYPE_CHECKING:
-    from connector.testing.sim import Simulator
+    from lsq_sim import Simulator
 
 LEADS = "/v2/LeadManagement.svc"
 ACTIVITIES = "/v2/ProspectActivity.svc"

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from connector.testing.sim import SimClientError, SimConfig, SimProcess
+from lsq_sim import SimClientError, SimConfig, SimProcess
 from tests.integration.sim.lsq import ACCEPTED, CAPTURE_BODY, Api, StartSim, lead_row
 
 

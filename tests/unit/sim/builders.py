@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import itertools
 
-from connector.testing.sim.config import StoreRules
-from connector.testing.sim.records import LeadField
-from connector.testing.sim.store import LeadStore
+from lsq_sim.config import StoreRules
+from lsq_sim.records import LeadField
+from lsq_sim.store import LeadStore
 
 NOW = "2026-01-02 03:04:05"
 

@@ -9,7 +9,7 @@ import pytest
 from tests.unit.sim.builders import make_store
 
 if TYPE_CHECKING:
-    from connector.testing.sim.store import LeadStore
+    from lsq_sim.store import LeadStore
 
 
 @pytest.fixture

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from connector.testing.sim.bodies import BodyError, parse_submission
-from connector.testing.sim.records import (
+from lsq_sim.bodies import BodyError, parse_submission
+from lsq_sim.records import (
     ActivityInput,
     LeadField,
     MXError,

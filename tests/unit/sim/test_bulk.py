@@ -8,14 +8,14 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from connector.testing.sim.bodies import BodyError, parse_bulk_activities, parse_bulk_leads
-from connector.testing.sim.bulk import add_activities, create_or_update
-from connector.testing.sim.config import StoreRules
-from connector.testing.sim.records import ActivityInput, BulkActivity, LeadField
+from lsq_sim.bodies import BodyError, parse_bulk_activities, parse_bulk_leads
+from lsq_sim.bulk import add_activities, create_or_update
+from lsq_sim.config import StoreRules
+from lsq_sim.records import ActivityInput, BulkActivity, LeadField
 from tests.unit.sim.builders import NOW, fields, make_store
 
 if TYPE_CHECKING:
-    from connector.testing.sim.store import LeadStore
+    from lsq_sim.store import LeadStore
 
 JSON = "application/json"
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from connector.testing.sim.capture import capture, match
-from connector.testing.sim.records import DuplicateEntryError, LeadField, MXError, UpdateBehavior
-from connector.testing.sim.store import LEAD_CAPTURE_EVENT, LeadStore
+from lsq_sim.capture import capture, match
+from lsq_sim.records import DuplicateEntryError, LeadField, MXError, UpdateBehavior
+from lsq_sim.store import LEAD_CAPTURE_EVENT, LeadStore
 from tests.unit.sim.builders import fields
 
 

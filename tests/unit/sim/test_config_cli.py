@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING
 import pytest
 from pydantic import ValidationError
 
-from connector.testing.sim.answers import over_quota, throttled
-from connector.testing.sim.cli import _parser, config_from_args, main
-from connector.testing.sim.config import (
+from lsq_sim.answers import over_quota, throttled
+from lsq_sim.cli import _parser, config_from_args, main
+from lsq_sim.config import (
     DEFAULT_ACCOUNT,
     Account,
     DailyQuota,

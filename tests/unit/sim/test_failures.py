@@ -8,18 +8,18 @@ from random import Random
 
 import pytest
 
-from connector.testing.sim.config import Processing, SimConfig, StoreRules
-from connector.testing.sim.failures import draw_failure, request_attributes
-from connector.testing.sim.records import (
+from lsq_sim.config import Processing, SimConfig, StoreRules
+from lsq_sim.failures import draw_failure, request_attributes
+from lsq_sim.records import (
     ActivityInput,
     LeadField,
     MXError,
     Operation,
     Submission,
 )
-from connector.testing.sim.state import SimState
-from connector.testing.sim.tasks import SYSTEM_ERROR, apply_task
-from connector.testing.sim.workqueue import Task, TaskStatus
+from lsq_sim.state import SimState
+from lsq_sim.tasks import SYSTEM_ERROR, apply_task
+from lsq_sim.workqueue import Task, TaskStatus
 from tests.unit.sim.builders import fields, make_store
 
 CAPTURE = Submission(

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from random import Random
 
-from connector.testing.sim.config import FaultRule, Faults
-from connector.testing.sim.faults import NO_FAULT, FaultPlan, FaultState, Outages, outage_plan
+from lsq_sim.config import FaultRule, Faults
+from lsq_sim.faults import NO_FAULT, FaultPlan, FaultState, Outages, outage_plan
 
 
 def _rng(seed: int = 7) -> Random:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from connector.testing.sim.config import RateLimit
-from connector.testing.sim.limiter import (
+from lsq_sim.config import RateLimit
+from lsq_sim.limiter import (
     FixedWindow,
     Limiter,
     RollingQuota,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from connector.testing.sim.meters import RateMeter, WindowCounter
+from lsq_sim.meters import RateMeter, WindowCounter
 
 
 def _brute_force_peak(times: list[float], window: float) -> int:

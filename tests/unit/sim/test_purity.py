@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-import connector.testing.sim as sim_package
+import lsq_sim as sim_package
 
 PURE = [
     "answers", "bodies", "bulk", "capture", "config", "failures", "faults", "limiter", "meters",

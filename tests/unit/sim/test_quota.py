@@ -7,13 +7,13 @@ import asyncio
 import json
 from typing import TYPE_CHECKING, Any
 
-from connector.testing.sim.app import Call, _answer
-from connector.testing.sim.config import Account, DailyQuota, RateLimit, SimConfig
-from connector.testing.sim.control import _account_stats
-from connector.testing.sim.state import SimState
+from lsq_sim.app import Call, _answer
+from lsq_sim.config import Account, DailyQuota, RateLimit, SimConfig
+from lsq_sim.control import _account_stats
+from lsq_sim.state import SimState
 
 if TYPE_CHECKING:
-    from connector.testing.sim.answers import Answer
+    from lsq_sim.answers import Answer
 
 ACCOUNT = Account(access_key="a", secret_key="s", api_key="k")
 QUERY = {"accesskey": "a", "secretkey": "s"}

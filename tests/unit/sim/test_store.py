@@ -6,8 +6,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from connector.testing.sim.config import StoreRules
-from connector.testing.sim.records import (
+from lsq_sim.config import StoreRules
+from lsq_sim.records import (
     ActivityInput,
     DuplicateEntryError,
     LeadField,
@@ -16,7 +16,7 @@ from connector.testing.sim.records import (
 from tests.unit.sim.builders import NOW, fields, make_store
 
 if TYPE_CHECKING:
-    from connector.testing.sim.store import LeadStore
+    from lsq_sim.store import LeadStore
 
 
 def test_create_stores_fields_and_custom_field_sets(store: LeadStore) -> None:

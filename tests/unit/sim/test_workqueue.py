@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from connector.testing.sim.records import Operation, Submission
-from connector.testing.sim.workqueue import RETRY_SCHEDULE_S, Task, TaskStatus, WorkQueue
+from lsq_sim.records import Operation, Submission
+from lsq_sim.workqueue import RETRY_SCHEDULE_S, Task, TaskStatus, WorkQueue
 
 CAPTURE = Submission(Operation.CAPTURE)
 UPDATE = Submission(Operation.UPDATE, lead_id="L")

@@ -1,1 +1,0 @@
-"""The local test stack: Kafka-protocol broker, Schema Registry and LeadSquared simulator."""

@@ -1,0 +1,7 @@
+"""``python -m lsq_sim``: the same as ``lsq-sim``."""
+
+import sys
+
+from lsq_sim.cli import main
+
+sys.exit(main())
