@@ -3,9 +3,10 @@ LeadSquared was last sent and accepted for each key, and the open, reset and sea
 prove a partition's fingerprints complete (SPEC §12; the records are
 :mod:`connector.flow.state_log`'s). Records go to the source record's partition number, so a
 replica reads back only the partitions it is assigned. Writes are not waited for: each one's
-receipt (written or lost) is handed to :class:`~connector.flow.fingerprints.Memory`, which seals a
-partition only when all of them were acknowledged and trusts a partition it reads back only when a
-seal proves it. So a lost write only means that a later unchanged record is sent."""
+receipt (written or lost) is handed to :class:`~connector.flow.fingerprints.FingerprintStore`,
+which seals a partition only when all of them were acknowledged and trusts a partition it reads
+back only when a seal proves it. So a lost write only means that a later unchanged record is
+sent."""
 
 from __future__ import annotations
 

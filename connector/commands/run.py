@@ -25,12 +25,12 @@ from connector.errors import ConfigError, FatalError
 from connector.flow.accounts import BULK, MAIN, Account
 from connector.flow.bulk import BulkPlanner
 from connector.flow.codec import RESULT_SCHEMA, ResultEncoder
-from connector.flow.fingerprints import Memory
+from connector.flow.fingerprints import FingerprintStore
 from connector.flow.gates import RateGate
 from connector.flow.members import FoundOutcomes, KnownPayloads, QuotaCounts
 from connector.flow.quota import Quota, midnights
 from connector.flow.quotas import Quotas
-from connector.flow.tracking import Tracker, Tracking
+from connector.flow.tracking import CompletionTracker, Tracking
 from connector.logs import Redactor, configure, get_logger
 from connector.pipeline import Pipeline
 from connector.settings.secrets import secret_values
@@ -191,12 +191,12 @@ def run(settings: Settings) -> Tally:
                 consumer_config, producer_config, state_topic, _state_warning, read_s
             )
             stack.callback(lambda: states.close(pipeline.time_left(5.0)))
-            participants.append(lambda _: KnownPayloads(Memory(states)))
+            participants.append(lambda _: KnownPayloads(FingerprintStore(states)))
         if settings.status.enabled:  # what LeadSquared did with each accepted call (SPEC §13)
             originals = SourceReader(consumer_config, _originals_warning)
             stack.callback(originals.close)
             tracking = Tracking(settings.status, routes.all, originals, ledger)
-            participants.append(partial(Tracker, tracking))
+            participants.append(partial(CompletionTracker, tracking))
         pipeline = Pipeline(
             routes=routes,
             accounts=accounts,

@@ -1,7 +1,7 @@
 """[pure] The no-op skip (SPEC §12): a change whose payload has the fingerprint of what LeadSquared
 was last sent and accepted for its key changes nothing and is skipped as ``no_change``, even
-without Debezium's ``before``. :class:`Memory` keeps those fingerprints for the owned partitions
-(:mod:`connector.flow.fingerprint_table`) and in the compacted ``output.state_topic``
+without Debezium's ``before``. :class:`FingerprintStore` keeps those fingerprints for the owned
+partitions (:mod:`connector.flow.fingerprint_table`) and in the compacted ``output.state_topic``
 (:mod:`connector.flow.state_log`), read back when partitions are assigned.
 
 A skip must never change the result (SPEC §2.9): a fingerprint is kept only while it is what
@@ -20,18 +20,18 @@ a lost tombstone and a lost fingerprint leave the old value: a broker round trip
 proof is per partition, in the log itself (records and rules: :mod:`connector.flow.state_log`):
 
 1. An owner trusts what it reads back only when the read reached the partition's end and a
-   **seal** covers every record of the topic. A seal is written only by :meth:`Memory.settle` (on
-   revoke and at stop), only after a flush saw **every** write of the partition acknowledged; it
-   names its owner's tenure and how far that owner read, and records carry their writer's tenure,
-   so a seal that lands late, or a write of an earlier owner that lands after the read (its
-   producer may deliver for minutes after its flush gave up), proves nothing. Anything else (a
-   crash, a lost or refused write, a flush out of time, a partial read) leaves the log unproved:
-   the next owner trusts nothing, writes a reset and starts afresh (no skips until keys are
-   accepted again).
+   **seal** covers every record of the topic. A seal is written only by
+   :meth:`FingerprintStore.settle` (on revoke and at stop), only after a flush saw **every**
+   write of the partition acknowledged; it names its owner's tenure and how far that owner read,
+   and records carry their writer's tenure, so a seal that lands late, or a write of an earlier
+   owner that lands after the read (its producer may deliver for minutes after its flush gave
+   up), proves nothing. Anything else (a crash, a lost or refused write, a flush out of time, a
+   partial read) leaves the log unproved: the next owner trusts nothing, writes a reset and
+   starts afresh (no skips until keys are accepted again).
 2. A seal cannot tell that an owner changed LeadSquared after it if that owner's every write was
    lost. So an owner that read fingerprints back (trusted or not) sends no call for the partition
-   until its **open** (or reset) marker is acknowledged (:meth:`Memory.admits`: normally one
-   round trip after the assignment; refused markers are written again every ``retry_s``). Once
+   until its **open** (or reset) marker is acknowledged (:meth:`FingerprintStore.admits`: normally
+   one round trip after the assignment; refused markers are written again every ``retry_s``). Once
    LeadSquared may change, the log says so. A partition with no fingerprint needs no such wait.
 3. One idempotent producer writes fingerprints only after acceptance and a tombstone whenever one
    is forgotten, in order per partition, so a proved log holds exactly the fingerprints its owner
@@ -71,28 +71,28 @@ if TYPE_CHECKING:
 
     from connector.flow.lanes import Job
     from connector.flow.offsets import TopicPartitionKey
-    from connector.flow.ports import States
+    from connector.flow.ports import StateTopicPort
     from connector.records import SourceRecord
 
-__all__ = ["Fingerprints", "Memory", "Table", "fingerprint", "key_id", "state_key"]
+__all__ = ["FingerprintStore", "Fingerprints", "Table", "fingerprint", "key_id", "state_key"]
 
 _log = get_logger(__name__)
 _DELETES = frozenset({"delete", "tombstone"})  # the Skip reasons of records that delete their key
-_CLOSED_WAIT_S = 0.02  # see Memory.idle
+_CLOSED_WAIT_S = 0.02  # see FingerprintStore.idle
 
 
 def _tenure() -> int:
     return random.getrandbits(64) or 1  # 0 is the tenure of values earlier releases wrote
 
 
-class Memory:
+class FingerprintStore:
     """What LeadSquared was last sent and accepted for each key of the held partitions (those
     the state topic has), kept in the state topic through the
     :class:`~connector.flow.ports.States` port: a record with exactly that payload is skipped."""
 
     def __init__(
         self,
-        states: States,
+        states: StateTopicPort,
         clock: Callable[[], float] = time.monotonic,
         retry_s: float = 5.0,
         tenure: Callable[[], int] = _tenure,

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Collection
 
     from connector.flow.offsets import TopicPartitionKey
-    from connector.flow.ports import Originals, Output
+    from connector.flow.ports import Output, SourceReadBack
     from connector.flow.tally import Tally
     from connector.lsq.status import Report
     from connector.records import Accepted, SourceRecord
@@ -65,7 +65,7 @@ class FollowUps:
     def __init__(
         self,
         output: Output,
-        originals: Originals,
+        originals: SourceReadBack,
         tally: Tally,
         wall: Callable[[], float],
         give_up_s: float,

@@ -14,11 +14,11 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Collection
 
     from connector.flow.deadline import Deadline
-    from connector.flow.fingerprints import Memory
+    from connector.flow.fingerprints import FingerprintStore
     from connector.flow.lanes import Job
     from connector.flow.offsets import TopicPartitionKey
     from connector.flow.participant import Loop
-    from connector.flow.ports import Recovery
+    from connector.flow.ports import OutcomeReadBack
     from connector.flow.quotas import Quotas
     from connector.records import Accepted, DeadLetter, Skip, SourceRecord
     from connector.transform.route import Route
@@ -32,7 +32,7 @@ class FoundOutcomes(Participant):
     """Records of newly assigned partitions that already have an outcome (written by an owner
     that stopped before committing them): not called again."""
 
-    def __init__(self, recovery: Recovery, loop: Loop) -> None:
+    def __init__(self, recovery: OutcomeReadBack, loop: Loop) -> None:
         self._recovery, self._loop = recovery, loop
 
     def assigned(self, tps: list[TopicPartitionKey]) -> None:
@@ -64,9 +64,9 @@ class QuotaCounts(Participant):
 
 class KnownPayloads(Participant):
     """No-op skips (SPEC §12): the fingerprint of what LeadSquared was last sent and accepted for
-    each key, kept in the state topic (:class:`~connector.flow.fingerprints.Memory`)."""
+    each key, kept in the state topic (:class:`~connector.flow.fingerprints.FingerprintStore`)."""
 
-    def __init__(self, memory: Memory) -> None:
+    def __init__(self, memory: FingerprintStore) -> None:
         self.memory = memory
 
     def assigned(self, tps: list[TopicPartitionKey]) -> None:

@@ -16,7 +16,16 @@ if TYPE_CHECKING:
     from connector.lsq.catalog import Request
     from connector.records import Accepted, Answer, DeadLetter, SourceRecord, Unfinished
 
-__all__ = ["Calls", "Input", "Originals", "Output", "Recovery", "Spending", "States", "Unchecked"]
+__all__ = [
+    "Calls",
+    "Input",
+    "OutcomeReadBack",
+    "Output",
+    "QuotaTopicPort",
+    "SourceReadBack",
+    "StateTopicPort",
+    "UnfinishedChecks",
+]
 
 
 class Input(Protocol):
@@ -49,7 +58,7 @@ class Output(Protocol):
     def flush(self, timeout: float) -> bool: ...
 
 
-class Recovery(Protocol):
+class OutcomeReadBack(Protocol):
     """Finds records that already have an outcome (:class:`~connector.adapters.ledger.Ledger`)."""
 
     def done(
@@ -57,14 +66,14 @@ class Recovery(Protocol):
     ) -> dict[TopicPartitionKey, set[int]]: ...
 
 
-class Unchecked(Protocol):
+class UnfinishedChecks(Protocol):
     """Accepted calls whose status is not known yet, read back from the results topic
     (:meth:`~connector.adapters.ledger.Ledger.unfinished`)."""
 
     def unfinished(self, tps: Collection[TopicPartitionKey], since: float) -> list[Unfinished]: ...
 
 
-class Originals(Protocol):
+class SourceReadBack(Protocol):
     """Source records read back by offset (:class:`~connector.adapters.originals.SourceReader`)."""
 
     def fetch(self, tp: TopicPartitionKey, offset: int) -> None:
@@ -76,7 +85,7 @@ class Originals(Protocol):
         ...
 
 
-class States(Protocol):
+class StateTopicPort(Protocol):
     """The state topic (:class:`~connector.adapters.state.StateTopic`): the fingerprint of the
     payload LeadSquared was last sent and accepted for each key, and the markers that prove a
     partition's fingerprints complete (:mod:`connector.flow.state_log`), in the source record's
@@ -104,7 +113,7 @@ class States(Protocol):
         ...
 
 
-class Spending(Protocol):
+class QuotaTopicPort(Protocol):
     """The quota topic (:class:`~connector.adapters.quota.QuotaTopic`): the calls each account
     spent of its daily quota, per source partition and time slice."""
 

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from collections.abc import Collection, Mapping
 
     from connector.flow.offsets import TopicPartitionKey
-    from connector.flow.ports import Spending
+    from connector.flow.ports import QuotaTopicPort
     from connector.flow.quota import Quota
 
 __all__ = ["RETRY_MAX_S", "RETRY_S", "SAVE_EVERY_S", "Quotas"]
@@ -42,7 +42,7 @@ class Quotas:
     counts are read and written; never a fresh count. One error line when a quota becomes unknown
     (``quota.unknown``), one info line when it is known again (``quota.known``)."""
 
-    def __init__(self, quotas: Mapping[str, Quota], spending: Spending) -> None:
+    def __init__(self, quotas: Mapping[str, Quota], spending: QuotaTopicPort) -> None:
         self._quotas, self._spending = quotas, spending
         self._due = 0.0
         self._unread: set[TopicPartitionKey] = set()  # partitions whose counts are not read

@@ -16,8 +16,8 @@ their share, and calls nothing else can use all go to polls.
 
 Commits never wait for a check: the accepted results record says it is unfinished, and the next
 owner of its partition reads back those of the last two ``give_up_seconds``
-(:meth:`Tracker.assigned`): checks within theirs go on, older ones end ``unknown``. LeadSquared's
-queue paces the budget (:class:`~connector.flow.queue_depth.QueueDepths`).
+(:meth:`CompletionTracker.assigned`): checks within theirs go on, older ones end ``unknown``.
+LeadSquared's queue paces the budget (:class:`~connector.flow.queue_depth.QueueDepths`).
 """
 
 from __future__ import annotations
@@ -46,13 +46,13 @@ if TYPE_CHECKING:
     from connector.flow.offsets import TopicPartitionKey
     from connector.flow.participant import Loop
     from connector.flow.planner import Planner
-    from connector.flow.ports import Originals, Unchecked
+    from connector.flow.ports import SourceReadBack, UnfinishedChecks
     from connector.lsq.status import Report
     from connector.records import Accepted, Answer, Unfinished
     from connector.settings.status import StatusSettings
     from connector.transform.route import Route
 
-__all__ = ["Tracker", "Tracking"]
+__all__ = ["CompletionTracker", "Tracking"]
 
 _log = get_logger(__name__)
 _READ_BACK = 2  # a restart reads back the calls accepted in the last this many give_up_seconds
@@ -65,11 +65,11 @@ class Tracking:
 
     settings: StatusSettings
     routes: tuple[Route, ...]
-    originals: Originals
-    unchecked: Unchecked
+    originals: SourceReadBack
+    unchecked: UnfinishedChecks
 
 
-class Tracker(Participant):
+class CompletionTracker(Participant):
     """Checks in flight, their polls under the accounts' budgets, and their follow-ups."""
 
     def __init__(self, tracking: Tracking, loop: Loop) -> None:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from connector.adapters.state import StateTopic
 from connector.flow.fingerprint_table import key_id, state_key
-from connector.flow.fingerprints import Memory
+from connector.flow.fingerprints import FingerprintStore
 from connector.flow.lanes import Job
 from connector.flow.state_log import OPEN, SEAL, fingerprint_value, marker_key, seal_value
 from connector.records import Payload, SourceRecord
@@ -67,7 +67,7 @@ def test_the_next_owner_trusts_only_a_sealed_partition_read_back_to_its_end(brok
     create_topics(broker.bootstrap_servers, {topic: 2})
     first_topic = _state_topic(broker, topic)
     try:
-        first = Memory(first_topic)
+        first = FingerprintStore(first_topic)
         first.restore([LEADS])
         first.accepted(_job("k", "A"))
         assert first.settle(20.0)
@@ -80,7 +80,7 @@ def test_the_next_owner_trusts_only_a_sealed_partition_read_back_to_its_end(brok
     assert not hurried.trusted
     second_topic = _state_topic(broker, topic)
     try:
-        second = Memory(second_topic)
+        second = FingerprintStore(second_topic)
         second.restore([LEADS])
         assert second.unchanged(_job("k", "A"))
         assert second_topic.flush(20)
@@ -90,7 +90,7 @@ def test_the_next_owner_trusts_only_a_sealed_partition_read_back_to_its_end(brok
     finally:
         second_topic.close(5)
     third_topic = _state_topic(broker, topic)
-    third = Memory(third_topic)
+    third = FingerprintStore(third_topic)
     third.restore([LEADS])
     third_topic.close(5)
     assert not third.unchanged(_job("k", "B"))

@@ -13,7 +13,7 @@ from connector.flow.bulk import BulkPlanner
 from connector.flow.gates import RateGate
 from connector.flow.members import FoundOutcomes, KnownPayloads, QuotaCounts
 from connector.flow.quotas import Quotas
-from connector.flow.tracking import Tracker, Tracking
+from connector.flow.tracking import CompletionTracker, Tracking
 from connector.pipeline import Pipeline
 from connector.records import Answer, SourceRecord
 from connector.settings.model import FlowSettings, RetrySettings
@@ -23,11 +23,11 @@ from connector.transform.route import Route
 if TYPE_CHECKING:
     from collections.abc import Callable, Collection, Mapping
 
-    from connector.flow.fingerprints import Memory
+    from connector.flow.fingerprints import FingerprintStore
     from connector.flow.offsets import TopicPartitionKey
     from connector.flow.participant import Loop, Participant
     from connector.flow.planner import Planner
-    from connector.flow.ports import Calls, Spending
+    from connector.flow.ports import Calls, QuotaTopicPort
     from connector.flow.quota import Quota
     from connector.lsq.catalog import Request
     from connector.lsq.coalesce import Coalesce
@@ -383,8 +383,8 @@ def harness(
     planner: Planner | None = None,
     bulk: tuple[int, int, int] | None = None,  # min rows, max rows, bulk calls per window
     coalesce: Coalesce | None = None,
-    memory: Memory | None = None,
-    quota: tuple[Quota, Spending] | None = None,
+    memory: FingerprintStore | None = None,
+    quota: tuple[Quota, QuotaTopicPort] | None = None,
     status: StatusSettings | None = None,
     recovery: FakeRecovery | None = None,
     clock: Clock | None = None,
@@ -417,7 +417,7 @@ def harness(
         tracked = Tracked(FakeCalls(clock), FakeOriginals(), FakeUnchecked())
         calls_port = SplitCalls(fake_calls, tracked.calls)
         tracking = Tracking(status, (the_route,), tracked.originals, tracked.unchecked)
-        participants.append(partial(Tracker, tracking))
+        participants.append(partial(CompletionTracker, tracking))
     pipeline = Pipeline(
         routes=lambda topic: the_route if topic == "leads" else None,
         accounts={"main": account},

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
-from connector.flow.fingerprints import Memory
+from connector.flow.fingerprints import FingerprintStore
 from connector.flow.quota import Quota
 from connector.records import Answer, SourceRecord
 from connector.settings.model import FlowSettings, RetrySettings
@@ -143,7 +143,7 @@ def _rebalance(h: Harness, stream: Stream) -> None:
 def test_every_feature_mix_keeps_the_invariants(
     coalesce: Any, bulk: bool, remember: bool, quota: bool, steps: list[Any]
 ) -> None:
-    memory = Memory(FakeStateTopic(partitions=1)) if remember else None
+    memory = FingerprintStore(FakeStateTopic(partitions=1)) if remember else None
     h = harness(
         calls=CALLS,
         window=WINDOW,

@@ -2,9 +2,9 @@
 per key (two keys, two values, so changes back to an old value are common), with state writes
 delivered, lost or stalled at random, failed or unknown statuses, deletes, dead letters after
 ambiguous failures and rejections, crashes in the middle of a call, partial read backs and
-partition handovers (graceful or not: a new :class:`Memory` reads back only what the state topic
-durably holds). A model keeps what LeadSquared was last sent and accepted for each key (``None``
-once that is not known); a skip is only ever taken for exactly that payload.
+partition handovers (graceful or not: a new :class:`FingerprintStore` reads back only what the
+state topic durably holds). A model keeps what LeadSquared was last sent and accepted for each
+key (``None`` once that is not known); a skip is only ever taken for exactly that payload.
 
 One case is left out by design: an owner that learns of a failed status or a delete while its
 open marker was never acknowledged, and hands over before it is. Nothing it learns can be recorded
@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from connector.flow.fingerprints import Memory
+from connector.flow.fingerprints import FingerprintStore
 from connector.records import Skip, SourceRecord
 from tests.unit.test_fingerprints import FakeStateTopic, job
 
@@ -82,8 +82,8 @@ class History:
     def _fate(self, _marker: bytes | None) -> Fate:
         return self.rng.choices(FATES, weights=self.odds)[0]
 
-    def _owner(self) -> Memory:
-        memory = Memory(self.states, clock=lambda: self.now)
+    def _owner(self) -> FingerprintStore:
+        memory = FingerprintStore(self.states, clock=lambda: self.now)
         memory.restore([TP])
         return memory
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from connector.flow.fingerprint_table import key_id, state_key
-from connector.flow.fingerprints import Memory
+from connector.flow.fingerprints import FingerprintStore
 from connector.flow.state_log import (
     OPEN,
     RESET,
@@ -41,9 +41,9 @@ TP = ("leads", 0)
 KEY = state_key("leads", b"k")
 
 
-def owner(states: FakeStateTopic, clock: Callable[[], float] | None = None) -> Memory:
+def owner(states: FakeStateTopic, clock: Callable[[], float] | None = None) -> FingerprintStore:
     """A new owner of partition 0: its memory, restored from what the state topic holds."""
-    memory = Memory(states) if clock is None else Memory(states, clock=clock)
+    memory = FingerprintStore(states) if clock is None else FingerprintStore(states, clock=clock)
     memory.restore([TP])
     return memory
 
@@ -58,7 +58,7 @@ def sealed(states: FakeStateTopic, **fingerprints: str) -> None:
 
 def loop(states: FakeStateTopic, **options: Any) -> Harness:
     """The loop over fakes with a memory of ``states``, assigned partition 0."""
-    h = harness(memory=Memory(states), **options)
+    h = harness(memory=FingerprintStore(states), **options)
     h.input.rebalances.append(("assigned", [TP]))
     return h
 

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from connector.adapters.state import StateTopic
 from connector.flow.fingerprint_table import Fingerprints, Table, key_id, state_key
-from connector.flow.fingerprints import Memory
+from connector.flow.fingerprints import FingerprintStore
 from connector.flow.lanes import Job
 from connector.flow.state_log import (
     OPEN,
@@ -174,7 +174,7 @@ def test_a_payload_already_accepted_for_its_key_is_skipped_and_remembered_across
     a new run reading the same state topic skips the unchanged row at once; a partition the
     state topic lacks is never skipped."""
     states = FakeStateTopic(partitions=1)
-    memory = Memory(states)
+    memory = FingerprintStore(states)
     h = harness(memory=memory)
     h.input.rebalances.append(("assigned", [("leads", 0)]))
     h.feed(change(0, "k", "A"))
@@ -191,7 +191,7 @@ def test_a_payload_already_accepted_for_its_key_is_skipped_and_remembered_across
     h.turn(2)
     assert memory.settle(5.0)  # what the loop does when it stops
 
-    again = harness(memory=Memory(states))  # a restart: the same state topic
+    again = harness(memory=FingerprintStore(states))  # a restart: the same state topic
     again.input.rebalances.append(("assigned", [("leads", 0), ("leads", 1)]))
     again.feed(change(3, "k", "B"), change(4, "k", "A"), change(0, "p1", "A", partition=1))
     again.turn(2)
@@ -208,7 +208,7 @@ def test_a_change_waiting_behind_its_key_is_never_skipped() -> None:
     """With a call of the key out, the key's state is not known yet: the same payload again is
     queued (it may coalesce), never skipped."""
     states = FakeStateTopic()
-    h = harness(memory=Memory(states))
+    h = harness(memory=FingerprintStore(states))
     h.input.rebalances.append(("assigned", [("leads", 0)]))
     h.feed(change(0, "k", "A"))
     h.turn()

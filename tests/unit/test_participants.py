@@ -7,14 +7,14 @@ from typing import TYPE_CHECKING
 
 from connector.flow.accounts import MAIN, Account
 from connector.flow.deadline import Deadline
-from connector.flow.fingerprints import Memory
+from connector.flow.fingerprints import FingerprintStore
 from connector.flow.gates import RateGate
 from connector.flow.members import FoundOutcomes, KnownPayloads, QuotaCounts
 from connector.flow.outcomes import Outcomes
 from connector.flow.participant import Loop, Participant, Participants
 from connector.flow.quota import Quota
 from connector.flow.quotas import Quotas
-from connector.flow.tracking import Tracker, Tracking
+from connector.flow.tracking import CompletionTracker, Tracking
 from connector.records import Accepted, SourceRecord, Unfinished
 from connector.settings.model import RetrySettings
 from tests.unit.pipeline_fakes import (
@@ -91,7 +91,7 @@ def test_quota_counts_are_read_back_saved_and_settled_by_the_deadline() -> None:
 
 def test_known_payloads_skip_what_leadsquared_holds_and_forget_doubted_keys() -> None:
     states, clock = FakeStateTopic(), Clock()
-    part = KnownPayloads(Memory(states, clock=clock))
+    part = KnownPayloads(FingerprintStore(states, clock=clock))
     the_route = route(remember=True)
     part.assigned([TP])
     admission = part.admission()  # the open marker is acknowledged at once here
@@ -105,7 +105,7 @@ def test_known_payloads_skip_what_leadsquared_holds_and_forget_doubted_keys() ->
     assert not part.unchanged(job("k1", "Ada", offset=2), the_route)
     part.accepted(first, the_route, accepted)
     part.closing(Deadline.after(5.0, clock))  # sealed: the next owner trusts them
-    again = KnownPayloads(Memory(states, clock=clock))
+    again = KnownPayloads(FingerprintStore(states, clock=clock))
     again.assigned([TP])
     assert again.unchanged(job("k1", "Ada", offset=3), the_route)
 
@@ -120,7 +120,7 @@ def test_the_tracker_reads_back_unfinished_checks_and_plans_their_polls() -> Non
     the_route = loop.route_of("leads")
     assert the_route is not None
     tracking = Tracking(status_settings(), (the_route,), FakeOriginals(), unchecked)
-    tracker = Tracker(tracking, loop)
+    tracker = CompletionTracker(tracking, loop)
     tracker.assigned([TP])
     assert tracker.view().checks == 1
     first, last = tracker.planners()

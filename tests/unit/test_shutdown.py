@@ -13,7 +13,7 @@ from unittest.mock import create_autospec
 import pytest
 
 from connector.flow.deadline import CLOSE_RESERVE_S, REVOKE_S, Deadline, Grace
-from connector.flow.fingerprints import Memory
+from connector.flow.fingerprints import FingerprintStore
 from connector.flow.quota import Quota
 from connector.records import Answer
 from connector.settings.model import FlowSettings
@@ -232,10 +232,12 @@ def test_the_final_flushes_end_inside_the_stops_deadline(monkeypatch: pytest.Mon
 
 
 def test_the_fingerprints_are_sealed_by_the_deadline_of_the_stop_and_of_each_revoke() -> None:
-    """The state topic's flush and seal (Memory.settle) get what is left of the same deadline:
-    at the stop for every partition, in the revoke from inside close() for the revoked ones
-    (nothing left by then); a rebalance's revoke seals its partitions within its own 10 s."""
-    memory = create_autospec(Memory, instance=True)  # the state topic is another module's test
+    """The state topic's flush and seal (FingerprintStore.settle) get what is left of the same
+    deadline: at the stop for every partition, in the revoke from inside close() for the revoked
+    ones (nothing left by then); a rebalance's revoke seals its partitions within its own 10 s."""
+    memory = create_autospec(
+        FingerprintStore, instance=True
+    )  # the state topic is another module's test
     h = harness(flow=FLOW, memory=memory)  # no record: the stand-in is only asked to settle
     settles: list[tuple[float, float, object]] = []
 
