@@ -58,7 +58,7 @@ class Dispatcher:
         first, last = participants.planners()
         self._planners = (*first, planner, *last)  # the participants' calls around the records'
         self._routes, self._retry = loop.route_of, retry
-        self.clock = self._clock = loop.clock
+        self.clock = loop.clock  # the loop's monotonic clock
         self._wall, self._draw = loop.wall, draw
         self.lanes = Lanes(snapshot_share)
         self._tickets: dict[int, Call] = {}
@@ -118,7 +118,7 @@ class Dispatcher:
     def collect(self, timeout: float) -> None:
         """Settle the answers that arrived, waiting up to ``timeout`` for the first."""
         for ticket, answer in self._calls.collect(timeout):
-            self._settle(ticket, answer, self._clock())
+            self._settle(ticket, answer, self.clock())
         self._settle_due()
 
     def settle_without_call(
@@ -127,7 +127,7 @@ class Dispatcher:
         """The outcome of a record that needs no call (skipped, or dead-lettered before any
         call): at once, or, while earlier records of its key wait or are out, once they have
         theirs (per-key order covers every outcome: it waits in its key's lane)."""
-        job = Job(record, route.name, route.account, _NO_CALL, self._clock(), outcome=outcome)
+        job = Job(record, route.name, route.account, _NO_CALL, self.clock(), outcome=outcome)
         if self.lanes.tail(job) is None:
             self._without_call(job, route)
         else:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from connector.flow.outcomes import names
 from connector.flow.participant import Participant
 from connector.logs import get_logger
 
@@ -71,7 +72,7 @@ class KnownPayloads(Participant):
 
     def assigned(self, tps: list[TopicPartitionKey]) -> None:
         self.memory.restore(tps)
-        _log.info("partitions.state_read", partitions=_names(tps), keys=len(self.memory))
+        _log.info("partitions.state_read", partitions=names(tps), keys=len(self.memory))
 
     def revoking(self, tps: Collection[TopicPartitionKey], deadline: Deadline) -> None:
         self.memory.settle(deadline.left(), tps)
@@ -100,6 +101,3 @@ class KnownPayloads(Participant):
     def settled(self, record: SourceRecord, outcome: Skip | DeadLetter | None) -> None:
         self.memory.settled(record, outcome)  # a delete forgets its key's fingerprint
 
-
-def _names(tps: list[TopicPartitionKey]) -> list[str]:
-    return [f"{topic}[{partition}]" for topic, partition in tps]

@@ -75,7 +75,7 @@ class CompletionTracker(Participant):
     def __init__(self, tracking: Tracking, loop: Loop) -> None:
         settings = self._settings = tracking.settings
         self._loop, self._unchecked = loop, tracking.unchecked
-        self.tally, self._clock, self._wall = loop.outcomes.tally, loop.clock, loop.wall
+        self.tally, self._wall = loop.outcomes.tally, loop.wall
         tracked = [route for route in tracking.routes if route.mode == "async"]
         self._routes = {route.name: route for route in tracked}
         self.canary = Canary(self._routes, settings.canary)

@@ -1,8 +1,10 @@
 """SPEC §2 where the features meet: random streams through the whole loop with coalescing, bulk
-calls, no-op skips and a daily quota each on or off, random answers (accepted, throttled,
-unavailable, timed out, refused), and graceful rebalances in between. Whatever the mix, every
-record ends in exactly one outcome, the outcomes of a key come in offset order, no commit passes
-a record without a durable outcome, and no window holds more calls than its budget."""
+calls, no-op skips, a daily quota and completion tracking each on or off, random answers
+(accepted, throttled, unavailable, timed out, refused; for status polls: succeeded, in queue,
+failed, throttled), and graceful rebalances in between. Whatever the mix, every record ends in
+exactly one outcome, the outcomes of a key come in offset order, no commit passes a record
+without a durable outcome, and no window holds more calls than its budget (status polls count
+against the main budget with the records' calls)."""
 
 from __future__ import annotations
 
@@ -20,14 +22,16 @@ from connector.flow.fingerprints import FingerprintStore
 from connector.flow.quota import Quota
 from connector.records import Answer, SourceRecord
 from connector.settings.model import FlowSettings, RetrySettings
-from tests.unit.pipeline_fakes import ACCEPTED, DUPLICATE, THROTTLED, UNAVAILABLE, harness, record
+from tests.unit.pipeline_fakes import DUPLICATE, THROTTLED, UNAVAILABLE, harness, record
 from tests.unit.test_fingerprints import FakeStateTopic
 from tests.unit.test_quota import TopicLog
+from tests.unit.tracking_fakes import DUPLICATE as FAILED_STATUS
+from tests.unit.tracking_fakes import IN_QUEUE, SUCCESS, status_settings
 
 if TYPE_CHECKING:
     from collections.abc import Callable, MutableMapping
 
-    from tests.unit.pipeline_fakes import Harness, Sent
+    from tests.unit.pipeline_fakes import FakeCalls, Harness, Sent
 
 CALLS, BULK_CALLS, WINDOW = 4, 1, 5.0
 TP = ("leads", 0)
@@ -35,6 +39,7 @@ TIMED_OUT = Answer(None, error="read timed out", maybe_sent=True)
 OUTCOMES = ("record.accepted", "record.dead_lettered", "record.skipped")
 
 answers = st.sampled_from(["accepted"] * 6 + ["throttled", "unavailable", "timeout", "refused"])
+POLL_ANSWERS = {"accepted": SUCCESS, "throttled": THROTTLED, "unavailable": IN_QUEUE}
 
 
 @dataclass
@@ -59,8 +64,13 @@ def _answer(kind: str, sent: Sent) -> Answer:
         rows = [{"RowNumber": n + 1, "LeadId": f"L{n}", "AffectedRows": 1} for n in range(99)]
         count = len(sent.request.body) if isinstance(sent.request.body, list) else 1
         return Answer(200, json.dumps(rows[:count]).encode())
+    if sent.request.endpoint.host == "status":  # a status poll
+        return POLL_ANSWERS.get(kind, FAILED_STATUS)
     chosen = {"throttled": THROTTLED, "unavailable": UNAVAILABLE, "refused": DUPLICATE}
-    return TIMED_OUT if kind == "timeout" else chosen.get(kind, ACCEPTED)
+    if kind == "timeout":
+        return TIMED_OUT
+    body = {"Status": "Request accepted.", "RequestID": f"req-{sent.ticket}"}
+    return chosen.get(kind, Answer(200, json.dumps(body).encode()))
 
 
 def _ticket(ticket: int) -> Callable[[Sent], bool]:
@@ -105,6 +115,7 @@ def _rebalance(h: Harness, stream: Stream) -> None:
     bulk=st.booleans(),
     remember=st.booleans(),
     quota=st.booleans(),
+    tracking=st.booleans(),
     steps=st.lists(
         st.tuples(
             st.lists(
@@ -128,6 +139,7 @@ def _rebalance(h: Harness, stream: Stream) -> None:
     bulk=False,
     remember=True,
     quota=True,
+    tracking=False,
     steps=[
         ([], ["unavailable", "unavailable", "accepted", "timeout", "timeout"], 1.68, False),
         ([], ["unavailable", "unavailable", "accepted", "timeout", "timeout"], 1.68, False),
@@ -141,7 +153,7 @@ def _rebalance(h: Harness, stream: Stream) -> None:
     ],
 )
 def test_every_feature_mix_keeps_the_invariants(
-    coalesce: Any, bulk: bool, remember: bool, quota: bool, steps: list[Any]
+    *, coalesce: Any, bulk: bool, remember: bool, quota: bool, tracking: bool, steps: list[Any]
 ) -> None:
     memory = FingerprintStore(FakeStateTopic(partitions=1)) if remember else None
     h = harness(
@@ -153,6 +165,7 @@ def test_every_feature_mix_keeps_the_invariants(
         coalesce=coalesce,
         memory=memory,
         quota=(Quota(10_000, 86_400.0, "greedy"), TopicLog()) if quota else None,
+        status=status_settings(first_poll_seconds=1.0) if tracking else None,
     )
     h.input.rebalances.append(("assigned", [TP]))
     h.input.cluster = {"leads": 1}  # the topic exists before its first record
@@ -169,10 +182,11 @@ def test_every_feature_mix_keeps_the_invariants(
                 h.feed(fed)
             h.turn(3)
             for kind in replies:
-                open_calls = [s for s in h.calls.sent if s.ticket not in h.calls.done]
-                if open_calls:
-                    first = open_calls[0]
-                    h.calls.answer(_answer(kind, first), _ticket(first.ticket))
+                for calls in _all_calls(h):
+                    open_calls = [s for s in calls.sent if s.ticket not in calls.done]
+                    if open_calls:
+                        first = open_calls[0]
+                        calls.answer(_answer(kind, first), _ticket(first.ticket))
                 h.turn()
                 _check_commits(h, stream)
             h.clock.advance(pause)
@@ -211,12 +225,18 @@ def _record(offset: int, key: int, op: str, name: int) -> SourceRecord:
     return SourceRecord(made.topic, made.partition, offset, made.key, json.dumps(value).encode())
 
 
+def _all_calls(h: Harness) -> list[FakeCalls]:
+    """The fakes the loop's calls go to: records' calls, and status polls when tracking is on."""
+    return [h.calls] if h.tracked is None else [h.calls, h.tracked.calls]
+
+
 def _finish(h: Harness, stream: Stream) -> None:
     """Everything accepted from now on, time moving on past cool-downs and backoffs."""
     for _ in range(3000):
         h.turn()
-        for sent in [s for s in h.calls.sent if s.ticket not in h.calls.done]:
-            h.calls.answer(_answer("accepted", sent), _ticket(sent.ticket))
+        for calls in _all_calls(h):
+            for sent in [s for s in calls.sent if s.ticket not in calls.done]:
+                calls.answer(_answer("accepted", sent), _ticket(sent.ticket))
         h.clock.advance(0.2)
         _check_commits(h, stream)
         if len(stream.done()) >= len(stream.records) and not h.calls.in_flight:
@@ -238,7 +258,9 @@ def _check_invariants(h: Harness, stream: Stream) -> None:
     bad = {k: o for k, o in order.items() if o != sorted(o)}
     assert bad == {}  # per-key order
     assert h.input.committed_positions().get(TP, 0) == len(stream.records)  # commits to the end
+    polls = [] if h.tracked is None else [s.at for s in h.tracked.calls.sent]
     single = [s.at for s in h.calls.sent if not s.request.endpoint.path.startswith("/v2/")]
+    single += polls  # the main budget's calls, polls included
     bulk = [s.at for s in h.calls.sent if s.request.endpoint.path.startswith("/v2/")]
     assert _most_in_a_window(single) <= CALLS
     assert _most_in_a_window(bulk) <= BULK_CALLS
