@@ -119,9 +119,9 @@ class Pipeline:
         self._grace.begin()
         self._stopping = True
 
-    def time_left(self, otherwise: float) -> float:
-        """Seconds left of the grace of a graceful stop; ``otherwise`` when none began."""
-        return self._grace.left(otherwise)
+    def closing(self, otherwise: float) -> Deadline:
+        """The end of a graceful stop's grace; ``otherwise`` seconds from now when none began."""
+        return self._grace.closing(otherwise)
 
     def run(self) -> None:
         """Loop until :meth:`request_stop`, then drain, commit and flush by the stop's deadline and

@@ -16,6 +16,8 @@ if TYPE_CHECKING:
 
     from confluent_kafka import Message
 
+    from connector.flow.deadline import Deadline
+
 __all__ = [
     "OwnTopic",
     "build_consumer",
@@ -89,12 +91,12 @@ class OwnTopic:
         self._producer = build_producer(dict(producer_config))
         self._topic, self._warn, self._timeout_s = topic, warn, timeout_s
 
-    def flush(self, timeout: float) -> bool:
-        """Wait until every record written is acknowledged; whether all were."""
-        return self._producer.flush(max(0.0, timeout)) == 0
+    def flush(self, deadline: Deadline) -> bool:
+        """Wait until every record written is acknowledged (by ``deadline``); whether all were."""
+        return self._producer.flush(deadline.left()) == 0
 
-    def close(self, timeout: float) -> None:
-        self.flush(timeout)
+    def close(self, deadline: Deadline) -> None:
+        self.flush(deadline)
 
     def _reading(self, read: Callable[[Consumer], T], otherwise: T) -> T:
         """``read`` with a consumer of its own; ``otherwise`` (and a warning) when Kafka fails."""

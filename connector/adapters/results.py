@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
     from confluent_kafka import Message
 
+    from connector.flow.deadline import Deadline
     from connector.records import Accepted, DeadLetter, SourceRecord
 
 __all__ = ["OutcomeWriter"]
@@ -88,18 +89,17 @@ class OutcomeWriter:
                 reason=f"nothing acknowledged for {self._stall_s:g} s; nothing past them commits",
             )
 
-    def flush(self, timeout: float) -> bool:
-        """Wait up to ``timeout`` for every outcome to be acknowledged; ``True`` if all were."""
-        deadline = time.monotonic() + timeout
+    def flush(self, deadline: Deadline) -> bool:
+        """Wait until ``deadline`` for every outcome to be acknowledged; ``True`` if all were."""
         while True:
-            left = self._producer.flush(max(0.0, deadline - time.monotonic()))
+            left = self._producer.flush(deadline.left())
             if not self._resend():
                 break
         self._raise_failure()
         return left == 0
 
-    def close(self, timeout: float) -> None:
-        self._producer.flush(max(0.0, timeout))
+    def close(self, deadline: Deadline) -> None:
+        self._producer.flush(deadline.left())
         self._producer.close()
 
     def _produce(self, outgoing: _Outgoing, limit: int) -> None:

@@ -183,14 +183,14 @@ def run(settings: Settings) -> Tally:
             )
             quotas = Quotas({n: a.quota for n, a in accounts.items() if a.quota}, spending)
             spending.check(quotas.accounts)  # fails closed: no start without it (SPEC §2.10)
-            stack.callback(lambda: spending.close(pipeline.time_left(5.0)))
+            stack.callback(lambda: spending.close(pipeline.closing(5.0)))
             participants.append(lambda loop: QuotaCounts(quotas, loop.wall))
         if (state_topic := settings.output.state_topic) is not None:
             producer_config = settings.kafka.producer_config() | kafka_log
             states = StateTopic(
                 consumer_config, producer_config, state_topic, _state_warning, read_s
             )
-            stack.callback(lambda: states.close(pipeline.time_left(5.0)))
+            stack.callback(lambda: states.close(pipeline.closing(5.0)))
             participants.append(lambda _: KnownPayloads(FingerprintStore(states)))
         if settings.status.enabled:  # what LeadSquared did with each accepted call (SPEC §13)
             originals = SourceReader(consumer_config, _originals_warning)
@@ -209,7 +209,7 @@ def run(settings: Settings) -> Tally:
             progress_interval=settings.logging.progress_interval_seconds,
         )
         # outcomes not acknowledged yet get what is left of the grace (5 s after a failure)
-        stack.callback(lambda: output.close(pipeline.time_left(5.0)))
+        stack.callback(lambda: output.close(pipeline.closing(5.0)))
         source = Source(
             consumer_config,
             settings.subscription(),

@@ -35,10 +35,10 @@ _Entry = tuple[float, str]
 _SLACK = 1024  # stale entries allowed besides a few per live check before the heaps are rebuilt
 
 
-def sampled(request_id: str, share: float) -> bool:
-    """Whether calls of ``request_id`` are checked when ``share`` of them are (``status.sample``):
-    the same answer after a restart."""
-    return share >= 1 or zlib.crc32(request_id.encode()) < share * 2**32
+def sampled(request_id: str, fraction: float) -> bool:
+    """Whether calls of ``request_id`` are checked when ``fraction`` of them are
+    (``status.sample``): the same answer after a restart."""
+    return fraction >= 1 or zlib.crc32(request_id.encode()) < fraction * 2**32
 
 
 def restored(

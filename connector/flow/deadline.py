@@ -66,9 +66,10 @@ class Grace:
             self.end = Deadline.after(self.seconds, self._clock)
         return self.end.earlier(min(CLOSE_RESERVE_S, self.seconds / 4))
 
-    def left(self, otherwise: float) -> float:
-        """Seconds left of the stop's grace; ``otherwise`` when no stop began."""
-        return otherwise if self.end is None else self.end.left()
+    def closing(self, otherwise: float) -> Deadline:
+        """The end of the stop's grace, for closing clients; ``otherwise`` seconds from now when
+        no stop began (after a failure)."""
+        return Deadline.after(otherwise, self._clock) if self.end is None else self.end
 
     def within(self, seconds: float) -> Deadline:
         """A deadline ``seconds`` (at most the grace) from now, or the stop's when one began and

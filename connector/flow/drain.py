@@ -45,7 +45,7 @@ def drain(
             break
         dispatcher.collect(min(0.05, deadline.left()))
         output.poll()
-    output.flush(deadline.left())
+    output.flush(deadline)
 
 
 def _busy(

@@ -54,6 +54,7 @@ from connector.flow.fingerprint_table import (
     key_id,
     state_key,
 )
+from connector.flow.outcomes import names
 from connector.flow.state_log import (
     OPEN,
     RESET,
@@ -69,6 +70,7 @@ from connector.records import DeadLetter, Skip
 if TYPE_CHECKING:
     from collections.abc import Callable, Collection, Iterable
 
+    from connector.flow.deadline import Deadline
     from connector.flow.lanes import Job
     from connector.flow.offsets import TopicPartitionKey
     from connector.flow.ports import StateTopicPort
@@ -134,25 +136,23 @@ class FingerprintStore:
             self._again.pop(tp, None)
             self._tainted.discard(tp)
 
-    def settle(self, seconds: float, tps: Collection[TopicPartitionKey] | None = None) -> bool:
-        """Within ``seconds``: wait for every write to be acknowledged, then seal ``tps`` (every
+    def settle(self, deadline: Deadline, tps: Collection[TopicPartitionKey] | None = None) -> bool:
+        """By ``deadline``: wait for every write to be acknowledged, then seal ``tps`` (every
         held partition when ``None``) so their next owner trusts what they hold; whether all of
         them were sealed. Call it after the partitions' last calls settled, before
         :meth:`forget` (on revoke) and at a graceful stop."""
-        deadline = self._clock() + max(0.0, seconds)
-        flushed = self._states.flush(max(0.0, seconds))
+        flushed = self._states.flush(deadline)
         self._receive()
         scope = [tp for tp in (self._prints.held() if tps is None else tps) if tp in self._tenure]
         clean = [tp for tp in scope if tp not in self._tainted and tp not in self._closed]
         sealing = clean if flushed else []
         for tp in sealing:
             self._states.write(tp, marker_key(SEAL, tp[0]), seal_value(*self._tenure[tp]), SEAL)
-        sealed = not sealing or self._states.flush(max(0.0, deadline - self._clock()))
+        sealed = not sealing or self._states.flush(deadline)
         self._receive()
         if unsealed := sorted(set(scope) - set(sealing) if sealed else scope):
             why = "lost writes or no open marker" if flushed and sealed else "writes unacknowledged"
-            names = [f"{topic}[{partition}]" for topic, partition in unsealed]
-            _log.warning("state.not_sealed", partitions=names, reason=why)
+            _log.warning("state.not_sealed", partitions=names(unsealed), reason=why)
         return not unsealed
 
     # -- keys -----------------------------------------------------------------------------------

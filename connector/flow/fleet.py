@@ -119,7 +119,7 @@ def reshare(
         mine = {i for i, tp in enumerate(order) if tp in owned}
         account.resized = False
         if account.quota is not None:
-            account.quota.share({order[i] for i in mine}, len(order), wall - now)
+            account.quota.apportion({order[i] for i in mine}, len(order), wall - now)
         for budget, limit in account.budgets.items():
             calls, window = limit.configured, limit.window
             gate, rate = account.gates[budget], limit.rate

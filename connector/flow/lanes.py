@@ -123,7 +123,7 @@ class Lanes:
     def __init__(self, snapshot_share: float = 0.1) -> None:
         """``snapshot_share`` (0 to 0.5): the least part of the jobs handed out that go to snapshot
         reads while live changes wait too (0: only with no live change ready; 0.5: turn about)."""
-        self._share = round(snapshot_share * _TURN)
+        self._read_credit = round(snapshot_share * _TURN)
         self._lanes: dict[LaneKey, deque[Job]] = {}
         self._ready: defaultdict[str, _Ready] = defaultdict(_Ready)
         self._timers: list[tuple[float, int, Job]] = []
@@ -272,14 +272,14 @@ class Lanes:
         """Which goes next of the oldest ready live change and the oldest ready snapshot read."""
         if live is None or read is None:
             return live or read
-        return read if credit + self._share >= _TURN else live
+        return read if credit + self._read_credit >= _TURN else live
 
     def _charged(self, credit: int, job: Job, *, both: bool) -> int:
         """The credit once ``job`` is handed out, ``both`` classes being ready: each job earns the
         snapshot reads a share of a turn, a snapshot read spends a turn."""
         if not both:
             return credit
-        credit += self._share
+        credit += self._read_credit
         return credit if job.live else max(0, credit - _TURN)
 
     def _hand_out(self, ready: _Ready, job: Job) -> None:

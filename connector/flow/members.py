@@ -51,10 +51,10 @@ class QuotaCounts(Participant):
         self.quotas.restore(tps, self._wall())
 
     def revoking(self, tps: Collection[TopicPartitionKey], deadline: Deadline) -> None:  # noqa: ARG002 - all counts
-        self.quotas.settle(deadline.left())
+        self.quotas.settle(deadline)
 
     def closing(self, deadline: Deadline) -> None:
-        self.quotas.settle(deadline.left())
+        self.quotas.settle(deadline)
 
     def forget(self, tps: Collection[TopicPartitionKey]) -> None:
         self.quotas.forget(tps)
@@ -75,10 +75,10 @@ class KnownPayloads(Participant):
         _log.info("partitions.state_read", partitions=names(tps), keys=len(self.memory))
 
     def revoking(self, tps: Collection[TopicPartitionKey], deadline: Deadline) -> None:
-        self.memory.settle(deadline.left(), tps)
+        self.memory.settle(deadline, tps)
 
     def closing(self, deadline: Deadline) -> None:
-        self.memory.settle(deadline.left())
+        self.memory.settle(deadline)
 
     def forget(self, tps: Collection[TopicPartitionKey]) -> None:
         self.memory.forget(tps)
@@ -100,4 +100,3 @@ class KnownPayloads(Participant):
 
     def settled(self, record: SourceRecord, outcome: Skip | DeadLetter | None) -> None:
         self.memory.settled(record, outcome)  # a delete forgets its key's fingerprint
-

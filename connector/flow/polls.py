@@ -52,19 +52,19 @@ class Polls:
         self._clock, self._wall, self._tally = loop.clock, loop.wall, loop.outcomes.tally
         self._paths = STATUS_PATHS | settings.paths
         self._recent: defaultdict[str, deque[float]] = defaultdict(deque)  # polls per account
-        self.planners = (_Planner(self, share=True),), (_Planner(self, share=False),)
+        self.planners = (_Planner(self, capped=True),), (_Planner(self, capped=False),)
 
     @property
     def depths(self) -> dict[QueueKey, Depth]:
         """LeadSquared's queues as last read."""
         return self._queues.depths
 
-    def next_poll(self, account: Account, now: float, share: bool) -> Call | None:
+    def next_poll(self, account: Account, now: float, capped: bool) -> Call | None:
         """The next Metrics or Status API call of ``account`` that is due, if the main budget lets
-        one start at ``now`` (with ``share``: while polls took less than ``max_share`` of it in
+        one start at ``now`` (``capped``: only while polls took less than ``max_share`` of it in
         the last window)."""
         wall = self._wall()
-        if not self._may_send(account, now, share):
+        if not self._may_send(account, now, capped):
             return None
         for key in self._queues.due(wall):
             if key[0] == account.name:
@@ -78,10 +78,10 @@ class Polls:
         request = status_request(self._paths[check.route.operation], check.request_id)
         return self._call(account, request, partial(self._settle, check), now, check.tp)
 
-    def _may_send(self, account: Account, now: float, share: bool) -> bool:
+    def _may_send(self, account: Account, now: float, capped: bool) -> bool:
         if not account.may_send(MAIN, now):
             return False
-        if not share:
+        if not capped:
             return True
         gate = account.gates[MAIN]
         recent = self._recent[account.name]
@@ -107,10 +107,11 @@ class Polls:
 
 
 class _Planner:
-    """The polls as a planner: asked before the records' with ``share``, after them without."""
+    """The polls as a planner: asked before the records' ``capped`` at ``max_share``, after them
+    not."""
 
-    def __init__(self, polls: Polls, *, share: bool) -> None:
-        self._polls, self._share = polls, share
+    def __init__(self, polls: Polls, *, capped: bool) -> None:
+        self._polls, self._capped = polls, capped
 
     def next_call(
         self,
@@ -119,7 +120,7 @@ class _Planner:
         now: float,
         allow: Callable[[Job], bool] | None,  # noqa: ARG002 - for jobs only
     ) -> Call | None:
-        return self._polls.next_poll(account, now, self._share)
+        return self._polls.next_poll(account, now, self._capped)
 
     def wait(self, account: Account, lanes: Lanes, now: float) -> float:  # noqa: ARG002
         return math.inf  # polls never keep the loop from waiting

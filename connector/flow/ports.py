@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Protocol
 if TYPE_CHECKING:
     from collections.abc import Callable, Collection, Mapping
 
+    from connector.flow.deadline import Deadline
     from connector.flow.offsets import TopicPartitionKey
     from connector.flow.quota_count import Report, Spent, Unread
     from connector.flow.state_log import Receipt, Replay
@@ -55,7 +56,7 @@ class Output(Protocol):
     delayed: bool  # outcomes have waited long without any acknowledgement
 
     def poll(self) -> None: ...
-    def flush(self, timeout: float) -> bool: ...
+    def flush(self, deadline: Deadline) -> bool: ...
 
 
 class OutcomeReadBack(Protocol):
@@ -108,8 +109,9 @@ class StateTopicPort(Protocol):
         """What became of the writes since the last call."""
         ...
 
-    def flush(self, timeout: float) -> bool:
-        """Wait until every write is acknowledged or failed; whether all were acknowledged."""
+    def flush(self, deadline: Deadline) -> bool:
+        """Wait until every write is acknowledged or failed (by ``deadline``); whether all were
+        acknowledged."""
         ...
 
 
@@ -132,8 +134,8 @@ class QuotaTopicPort(Protocol):
         """The broker's word on each count written since the last call (taken or refused)."""
         ...
 
-    def flush(self, timeout: float) -> bool:
-        """Wait until every count written is acknowledged; whether all were."""
+    def flush(self, deadline: Deadline) -> bool:
+        """Wait until every count written is acknowledged (by ``deadline``); whether all were."""
         ...
 
 

@@ -84,7 +84,7 @@ class Quota:
         """Calls a day this replica may spend: its partitions' part of the quota."""
         return self._each * len(self._owned)
 
-    def share(self, owned: Collection[TopicPartitionKey], total: int, offset: float) -> None:
+    def apportion(self, owned: Collection[TopicPartitionKey], total: int, offset: float) -> None:
         """This replica owns ``owned`` of the account's ``total`` partitions."""
         self._owned, self.offset = tuple(sorted(owned)), offset
         self._each = self.calls / total if total else 0.0

@@ -13,6 +13,7 @@ from connector.logs import get_logger
 if TYPE_CHECKING:
     from collections.abc import Collection, Mapping
 
+    from connector.flow.deadline import Deadline
     from connector.flow.offsets import TopicPartitionKey
     from connector.flow.ports import QuotaTopicPort
     from connector.flow.quota import Quota
@@ -73,11 +74,12 @@ class Quotas:
             self._due = now + SAVE_EVERY_S
             self._write()
 
-    def settle(self, timeout: float) -> bool:
-        """Write every changed count and wait for the broker's acknowledgement."""
+    def settle(self, deadline: Deadline) -> bool:
+        """Write every changed count and wait for the broker's acknowledgement by ``deadline``."""
         self._receive()
         self._write()
-        settled = self._spending.flush(timeout)
+        timeout = deadline.left()
+        settled = self._spending.flush(deadline)
         self._receive()
         if not settled:
             _log.warning("quota.unsettled", accounts=self.accounts, timeout_s=round(timeout, 1))

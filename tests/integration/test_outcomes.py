@@ -17,6 +17,7 @@ from connector.adapters.ledger import Ledger
 from connector.adapters.results import OutcomeWriter
 from connector.errors import OutputError
 from connector.flow.codec import RESULT_SCHEMA, ResultEncoder, dead_letter
+from connector.flow.deadline import Deadline
 from connector.records import Accepted, DeadLetter, SourceRecord
 from lsq_stack.kafka import create_topics, read_all, unique_name
 from lsq_stack.mockcluster import ApiKey, MockCluster
@@ -57,8 +58,8 @@ class Outcomes:
         )
 
     def flush(self) -> None:
-        assert self.writer.flush(30), "outcomes not acknowledged within 30 s"
-        self.writer.close(5)
+        assert self.writer.flush(Deadline.after(30)), "outcomes not acknowledged within 30 s"
+        self.writer.close(Deadline.after(5))
 
 
 def _headers(received: Received) -> dict[str, bytes]:
@@ -202,10 +203,10 @@ def test_records_the_broker_refuses_as_too_large_are_cut_and_written_again() -> 
         cluster.create_topic(out.results, 1)
         cluster.create_topic(out.dead_letters, 1)
         out.result(SourceRecord("src", 0, 0, b"warm", b"v"))
-        assert out.writer.flush(30)
+        assert out.writer.flush(Deadline.after(30))
         cluster.push_request_errors(ApiKey.PRODUCE, [KafkaError.MSG_SIZE_TOO_LARGE])
         out.result(SourceRecord("src", 0, 1, b"small", b"v"))
-        assert out.writer.flush(30)
+        assert out.writer.flush(Deadline.after(30))
         too_large = [KafkaError.MSG_SIZE_TOO_LARGE] * 2
         cluster.push_request_errors(ApiKey.PRODUCE, too_large)
         out.dead_letter(SourceRecord("src", 0, 2, b"key", b"\xff" * 300_000))

@@ -12,6 +12,7 @@ from confluent_kafka import Producer
 
 from connector.adapters.quota import QuotaTopic, quota_key
 from connector.errors import FatalError
+from connector.flow.deadline import Deadline
 from connector.flow.quota import SLICES, Quota
 from connector.flow.quotas import RETRY_S, Quotas
 from lsq_stack.demo import sink_config
@@ -58,7 +59,7 @@ def test_the_start_check_refuses_a_missing_quota_topic_and_passes_an_existing_on
         spending.check(["default"], timeout=15.0)
         assert spending.read([LEADS], time.time() - DAY) == {}
     finally:
-        spending.close(5.0)
+        spending.close(Deadline.after(5.0))
 
 
 def test_lsq_sink_run_refuses_to_start_without_its_quota_topic(
@@ -104,7 +105,7 @@ def test_an_account_holds_its_calls_without_the_quota_topic_and_resumes_from_its
         quotas = Quotas({"default": quota}, spending)
         wall, now = time.time(), 0.0
         quotas.restore([LEADS], wall)
-        quota.share([LEADS], 1, offset=wall)
+        quota.apportion([LEADS], 1, offset=wall)
         why = quota.unknown
         assert why is not None
         assert f"the quota topic {topic!r} cannot be read" in why
@@ -120,9 +121,9 @@ def test_an_account_holds_its_calls_without_the_quota_topic_and_resumes_from_its
         assert quota.unknown is None
         assert quota.left(now) == 95
         quota.charge(LEADS, now)
-        assert quotas.settle(15.0)
+        assert quotas.settle(Deadline.after(15.0))
         found = spending.read([LEADS], wall - DAY)
         assert isinstance(found, dict)
         assert sum(calls for _, _, calls in found["default"]) == 6  # in one slice or two
     finally:
-        spending.close(5.0)
+        spending.close(Deadline.after(5.0))

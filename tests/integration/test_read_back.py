@@ -14,6 +14,7 @@ from connector.adapters.ledger import Ledger
 from connector.adapters.originals import SourceReader
 from connector.adapters.results import OutcomeWriter
 from connector.flow.codec import ResultEncoder
+from connector.flow.deadline import Deadline
 from connector.records import Accepted, SourceRecord
 from lsq_stack.kafka import create_topics, unique_name
 
@@ -72,8 +73,8 @@ def test_accepted_calls_without_a_follow_up_are_read_back(broker: Broker) -> Non
     writer.result(source(5), replace(ACCEPTED, request_id=None, lead_id="L"), lambda: None)  # sync
     done = replace(ACCEPTED, request_id="req-1", status="succeeded", completed_at_ms=1)
     writer.result(source(1), done, lambda: None)  # a follow-up: req-1 is finished
-    assert writer.flush(10)
-    writer.close(5)
+    assert writer.flush(Deadline.after(10))
+    writer.close(Deadline.after(5))
     warnings: list[str] = []
     ledger = Ledger(
         broker.consumer_config(unique_name("group")), (results, letters), 900.0, warnings.append

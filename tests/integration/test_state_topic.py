@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from connector.adapters.state import StateTopic
+from connector.flow.deadline import Deadline
 from connector.flow.fingerprint_table import key_id, state_key
 from connector.flow.fingerprints import FingerprintStore
 from connector.flow.lanes import Job
@@ -47,11 +48,11 @@ def test_a_tombstone_clears_its_key_when_the_partition_is_read_back(broker: Brok
         states.write(LEADS, j, fingerprint_value(12, 5))
         states.write(LEADS, k, None)
         states.write(LEADS, marker_key(SEAL, LEADS[0]), seal_value(5, -1), SEAL)
-        assert states.flush(20)
+        assert states.flush(Deadline.after(20))
         assert [receipt.written for receipt in states.receipts()] == [True] * 4
         replay = _state_topic(broker, topic).read([LEADS, (LEADS[0], 0)])
     finally:
-        states.close(5)
+        states.close(Deadline.after(5))
     assert set(replay) == {LEADS, (LEADS[0], 0)}
     assert replay[LEADS].complete
     assert replay[LEADS].trusted
@@ -70,12 +71,12 @@ def test_the_next_owner_trusts_only_a_sealed_partition_read_back_to_its_end(brok
         first = FingerprintStore(first_topic)
         first.restore([LEADS])
         first.accepted(_job("k", "A"))
-        assert first.settle(20.0)
+        assert first.settle(Deadline.after(20.0))
     finally:
-        first_topic.close(5)
+        first_topic.close(Deadline.after(5))
     short = _state_topic(broker, topic, timeout_s=0.0)
     hurried = short.read([LEADS])[LEADS]  # a read that did not reach the end
-    short.close(5)
+    short.close(Deadline.after(5))
     assert not hurried.complete
     assert not hurried.trusted
     second_topic = _state_topic(broker, topic)
@@ -83,16 +84,16 @@ def test_the_next_owner_trusts_only_a_sealed_partition_read_back_to_its_end(brok
         second = FingerprintStore(second_topic)
         second.restore([LEADS])
         assert second.unchanged(_job("k", "A"))
-        assert second_topic.flush(20)
+        assert second_topic.flush(Deadline.after(20))
         assert not second.closed  # its open marker is acknowledged: calls may go out
         second.accepted(_job("k", "B"))
-        assert second_topic.flush(20)  # no settle: it stops without a seal
+        assert second_topic.flush(Deadline.after(20))  # no settle: it stops without a seal
     finally:
-        second_topic.close(5)
+        second_topic.close(Deadline.after(5))
     third_topic = _state_topic(broker, topic)
     third = FingerprintStore(third_topic)
     third.restore([LEADS])
-    third_topic.close(5)
+    third_topic.close(Deadline.after(5))
     assert not third.unchanged(_job("k", "B"))
     assert not third.unchanged(_job("k", "A"))
     keys = [record.key for record in read_all(broker.bootstrap_servers, topic)]

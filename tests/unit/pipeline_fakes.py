@@ -23,6 +23,7 @@ from connector.transform.route import Route
 if TYPE_CHECKING:
     from collections.abc import Callable, Collection, Mapping
 
+    from connector.flow.deadline import Deadline
     from connector.flow.fingerprints import FingerprintStore
     from connector.flow.offsets import TopicPartitionKey
     from connector.flow.participant import Loop, Participant
@@ -168,8 +169,8 @@ class FakeOutput:
         if self.auto_ack:
             self.ack(lambda _: True)
 
-    def flush(self, timeout: float) -> bool:
-        self.flushes.append(timeout)
+    def flush(self, deadline: Deadline) -> bool:
+        self.flushes.append(deadline.left())
         self.poll()
         return not self.unacked
 

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from connector.flow.deadline import Deadline
 from connector.flow.fingerprints import FingerprintStore
 from connector.records import Skip, SourceRecord
 from tests.unit.test_fingerprints import FakeStateTopic, job
@@ -94,7 +95,7 @@ class History:
         if how == "crash":
             self.states.crash()
         else:
-            self.memory.settle(1.0)
+            self.memory.settle(Deadline.after(1.0))
             self.earlier.append(self.states)
         self.memory.forget([TP])
         logs = self.states.logs

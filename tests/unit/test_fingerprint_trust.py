@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from connector.flow.deadline import Deadline
 from connector.flow.fingerprint_table import key_id, state_key
 from connector.flow.fingerprints import FingerprintStore
 from connector.flow.state_log import (
@@ -53,7 +54,7 @@ def sealed(states: FakeStateTopic, **fingerprints: str) -> None:
     memory = owner(states)
     for key, value in fingerprints.items():
         memory.accepted(job(key, value))
-    assert memory.settle(1.0)
+    assert memory.settle(Deadline.after(1.0))
 
 
 def loop(states: FakeStateTopic, **options: Any) -> Harness:
@@ -104,7 +105,7 @@ def test_a_lost_state_write_leaves_the_next_owner_trusting_nothing(loss: str) ->
     if loss == "crash before delivery":
         states.crash()
     else:
-        assert not second.settle(1.0)  # never sealed
+        assert not second.settle(Deadline.after(1.0))  # never sealed
     assert not owner(states).unchanged(job("k", "A", offset=2))
 
 
@@ -116,7 +117,7 @@ def test_settle_seals_only_once_every_write_is_acknowledged() -> None:
     second = owner(states)
     states.fate = lambda marker: "stall" if marker is None else "deliver"
     second.accepted(job("k", "B", offset=1))
-    assert not second.settle(0.1)
+    assert not second.settle(Deadline.after(0.1))
     for write in states.flight:  # the producer goes on: B's write fails in the end
         write.fate = "fail" if write.marker is None else "deliver"
     states.deliver()
@@ -257,7 +258,7 @@ def test_a_route_that_does_not_remember_forgets_what_was_read_back_for_a_key_it_
     second = owner(states)
     second.accepted(job("k", "B"), remember=False)
     assert not second.unchanged(job("k", "A"))
-    assert second.settle(1.0)
+    assert second.settle(Deadline.after(1.0))
     assert not owner(states).unchanged(job("k", "A"))
 
 

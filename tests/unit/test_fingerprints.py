@@ -13,6 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from connector.adapters.state import StateTopic
+from connector.flow.deadline import Deadline
 from connector.flow.fingerprint_table import Fingerprints, Table, key_id, state_key
 from connector.flow.fingerprints import FingerprintStore
 from connector.flow.lanes import Job
@@ -130,7 +131,7 @@ class FakeStateTopic:
         out, self.outbox = self.outbox, []
         return out
 
-    def flush(self, timeout: float) -> bool:  # noqa: ARG002 - nothing waits here
+    def flush(self, deadline: Deadline) -> bool:  # noqa: ARG002 - nothing waits here
         self.deliver()
         return not self.flight
 
@@ -189,7 +190,7 @@ def test_a_payload_already_accepted_for_its_key_is_skipped_and_remembered_across
     assert len(h.calls.sent) == 2
     h.calls.answer(ACCEPTED)
     h.turn(2)
-    assert memory.settle(5.0)  # what the loop does when it stops
+    assert memory.settle(Deadline.after(5.0))  # what the loop does when it stops
 
     again = harness(memory=FingerprintStore(states))  # a restart: the same state topic
     again.input.rebalances.append(("assigned", [("leads", 0), ("leads", 1)]))

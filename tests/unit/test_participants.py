@@ -72,7 +72,7 @@ def test_quota_counts_are_read_back_saved_and_settled_by_the_deadline() -> None:
 
     def owner() -> tuple[Quota, QuotaCounts]:
         quota = Quota(100, 86_400.0, "greedy")
-        quota.share([TP], 1, WALL)  # wall = monotonic + WALL
+        quota.apportion([TP], 1, WALL)  # wall = monotonic + WALL
         return quota, QuotaCounts(Quotas({"main": quota}, log), lambda: WALL + clock())
 
     quota, part = owner()

@@ -236,7 +236,7 @@ def test_a_graceful_stop_ends_within_its_grace_while_calls_hang() -> None:
     assert h.clock.now - started <= 4.0
     assert h.output.flushes
     assert max(h.output.flushes) <= 4.0  # never a flush past the grace
-    assert h.pipeline.time_left(5.0) >= 0.0
+    assert h.pipeline.closing(5.0).left() >= 0.0
     assert h.input.committed_positions() == {}  # offset 0 never finished
 
 

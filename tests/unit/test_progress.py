@@ -71,7 +71,7 @@ def test_tracking_fields_come_from_the_view_and_the_tally() -> None:
 
 def test_a_spent_quota_says_until_when_and_slows_the_drain_estimate() -> None:
     quota = Quota(100, 1000.0, "greedy")
-    quota.share([("leads", 0)], 1, offset=WALL)
+    quota.apportion([("leads", 0)], 1, offset=WALL)
     for _ in range(100):
         quota.charge(("leads", 0), 0.0)
     tally = Tally(accepted=100, by_route=Counter(leads=100))

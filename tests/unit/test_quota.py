@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from pydantic import ValidationError
 
+from connector.flow.deadline import Deadline
 from connector.flow.quota import SLICES, Quota, midnights
 from connector.flow.quotas import Quotas
 from connector.settings.accounts import AccountSettings
@@ -53,8 +54,8 @@ class TopicLog:
     def reports(self) -> list[Report]:
         return []  # every count is taken at once
 
-    def flush(self, timeout: float) -> bool:
-        del timeout
+    def flush(self, deadline: Deadline) -> bool:
+        del deadline
         self.flushes += 1
         return True
 
@@ -98,7 +99,7 @@ def _quota(pacing: Literal["even", "greedy"]) -> Quota:
 
 def _backlog(quota: Quota, days: float) -> list[float]:
     """A backlog through ``quota``, one call a second at most (the rate limit): the send times."""
-    quota.share(TPS, len(TPS), offset=0.0)
+    quota.apportion(TPS, len(TPS), offset=0.0)
     sent: list[float] = []
     now = 0.0
     while now < days * DAY:
@@ -145,7 +146,7 @@ def test_a_fleet_whose_partitions_move_and_restart_never_spends_more_than_the_qu
             quota.forget(TPS)
             mine = [tp for tp in TPS if owners[tp] == r]
             quota.load(log.read(mine, 0.0).get("a", []))
-            quota.share(mine, len(TPS), offset=0.0)
+            quota.apportion(mine, len(TPS), offset=0.0)
         del now
 
     reassign(0.0)
@@ -173,7 +174,7 @@ def test_a_fleet_whose_partitions_move_and_restart_never_spends_more_than_the_qu
 
 def test_counts_expire_a_day_after_their_slice_ends() -> None:
     quota = Quota(10, DAY, "greedy")
-    quota.share(TPS[:1], 1, offset=0.0)
+    quota.apportion(TPS[:1], 1, offset=0.0)
     for _ in range(10):
         quota.charge(None, 100.0)
     assert quota.left(100.0) == 0
@@ -196,7 +197,7 @@ def test_a_calendar_day_spends_the_quota_again_after_midnight() -> None:
     never more than 2,400 within one calendar day."""
     start = datetime(2026, 12, 3, 23, 0, tzinfo=UTC).timestamp()
     quota = Quota(2400, DAY, "greedy", midnights("UTC"))
-    quota.share(TPS, len(TPS), offset=start)
+    quota.apportion(TPS, len(TPS), offset=start)
     sent, now = [], 0.0
     while now < 2 * 3600:  # 23:00 to 01:00, ten calls a second
         if quota.wait(now) == 0:
@@ -217,7 +218,7 @@ def test_a_time_zone_must_exist() -> None:
 
 def test_a_part_under_one_call_a_day_never_sends() -> None:
     quota = Quota(5, DAY, "greedy")
-    quota.share(TPS, 6, offset=0.0)  # 5/6 of a call a day each
+    quota.apportion(TPS, 6, offset=0.0)  # 5/6 of a call a day each
     assert quota.wait(0.0) == math.inf
     assert quota.left(0.0) == 0
 
@@ -263,16 +264,16 @@ def test_a_25_hour_calendar_day_is_read_back_whole_after_a_restart() -> None:
     assert midnights("Europe/London")(midnight + 1) - midnight == 25 * 3600
     log = StampedLog()
     first = Quota(100, DAY, "greedy", midnights("Europe/London"))
-    first.share(TPS[:1], 1, offset=midnight)  # the loop's time 0 is that midnight
+    first.apportion(TPS[:1], 1, offset=midnight)  # the loop's time 0 is that midnight
     log.wall = midnight + 600
     for _ in range(60):
         first.charge(TPS[0], 600.0)
-    Quotas({"a": first}, log).settle(1.0)
+    Quotas({"a": first}, log).settle(Deadline.after(1.0))
     late = datetime(2026, 10, 25, 23, 30, tzinfo=LONDON).timestamp()
     assert late - midnight == 24.5 * 3600  # still the same calendar day
     second = Quota(100, DAY, "greedy", midnights("Europe/London"))
     Quotas({"a": second}, log).restore(TPS[:1], late)
-    second.share(TPS[:1], 1, offset=late)
+    second.apportion(TPS[:1], 1, offset=late)
     assert second.left(0.0) == 40
     assert log.asked[-1] <= midnight - DAY / SLICES  # from a slice before the day began
     assert second.left(datetime(2026, 10, 26, tzinfo=LONDON).timestamp() - late) == 100

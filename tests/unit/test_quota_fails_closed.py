@@ -20,6 +20,7 @@ from tests.unit.test_quota import TopicLog
 if TYPE_CHECKING:
     from collections.abc import Collection
 
+    from connector.flow.deadline import Deadline
     from connector.flow.offsets import TopicPartitionKey
     from connector.flow.quota import Report, Spent
 
@@ -57,8 +58,8 @@ class TroubledLog:
         out, self._reports = self._reports, []
         return out
 
-    def flush(self, timeout: float) -> bool:
-        return self.topic.flush(timeout)
+    def flush(self, deadline: Deadline) -> bool:
+        return self.topic.flush(deadline)
 
 
 def _spend(log: TroubledLog, calls: int, quota: int = 8) -> None:
@@ -167,7 +168,7 @@ def test_an_unusable_topic_is_tried_again_less_and_less_often() -> None:
     quota = Quota(100, DAY, "greedy")
     quotas = Quotas({"a": quota}, log)
     quotas.restore([LEADS], 1_700_000_000.0)
-    quota.share([LEADS], 1, offset=1_700_000_000.0)
+    quota.apportion([LEADS], 1, offset=1_700_000_000.0)
     reads_at = []
     for tenth in range(3000):  # five minutes, ten turns a second
         now = tenth / 10

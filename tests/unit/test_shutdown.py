@@ -78,8 +78,8 @@ class SpendingLog:
     def reports(self) -> list[tuple[str, TopicPartitionKey, int, str | None]]:
         return []
 
-    def flush(self, timeout: float) -> bool:
-        self.flushes.append((self.clock.now, timeout))
+    def flush(self, deadline: Deadline) -> bool:
+        self.flushes.append((self.clock.now, deadline.left()))
         return True
 
 
@@ -102,9 +102,10 @@ def _time_passes(h: Harness, monkeypatch: pytest.MonkeyPatch) -> list[tuple[floa
             h.clock.advance(timeout)
         return FakeCalls.collect(calls, timeout)
 
-    def flush(timeout: float) -> bool:
+    def flush(deadline: Deadline) -> bool:
+        timeout = deadline.left()
         flushes.append((h.clock.now, timeout))
-        done = FakeOutput.flush(output, timeout)
+        done = FakeOutput.flush(output, deadline)
         if not done:
             h.clock.advance(timeout)
         return done
@@ -147,12 +148,12 @@ def test_the_grace_gives_a_revoke_its_own_budget_until_a_stop_begins() -> None:
     grace = Grace(GRACE, clock)
     assert grace.within(REVOKE_S).left() == REVOKE_S
     assert Grace(4.0, clock).within(REVOKE_S).left() == 4.0
-    assert grace.left(5.0) == 5.0
+    assert grace.closing(5.0).left() == 5.0
     assert grace.begin().left() == WORK
     clock.advance(20.0)
     assert grace.begin().left() == WORK - 20.0  # a second signal changes nothing
     assert grace.within(REVOKE_S).left() == WORK - 20.0
-    assert grace.left(5.0) == GRACE - 20.0
+    assert grace.closing(5.0).left() == GRACE - 20.0
     assert Grace(2.0, clock).begin().left() == 1.5  # the reserve: at most a quarter of it
 
 
@@ -228,7 +229,7 @@ def test_the_final_flushes_end_inside_the_stops_deadline(monkeypatch: pytest.Mon
     for at, timeout in [*flushes, *spending.flushes]:
         assert at + timeout <= started + WORK + SLACK
     assert h.clock.now - started <= WORK + SLACK
-    assert h.pipeline.time_left(5.0) == pytest.approx(CLOSE_RESERVE_S, abs=SLACK)
+    assert h.pipeline.closing(5.0).left() == pytest.approx(CLOSE_RESERVE_S, abs=SLACK)
 
 
 def test_the_fingerprints_are_sealed_by_the_deadline_of_the_stop_and_of_each_revoke() -> None:
@@ -241,8 +242,8 @@ def test_the_fingerprints_are_sealed_by_the_deadline_of_the_stop_and_of_each_rev
     h = harness(flow=FLOW, memory=memory)  # no record: the stand-in is only asked to settle
     settles: list[tuple[float, float, object]] = []
 
-    def settle(seconds: float, tps: object = None) -> bool:
-        settles.append((h.clock.now, seconds, tps))
+    def settle(deadline: Deadline, tps: object = None) -> bool:
+        settles.append((h.clock.now, deadline.left(), tps))
         return True
 
     memory.settle.side_effect = settle
